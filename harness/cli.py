@@ -1,0 +1,145 @@
+"""The ``drill`` command line.
+
+    drill chain   serve a local chain with the drill contracts deployed (debug an agent against it)
+    drill proxy   serve the Toxiproxy-compatible fault proxy standalone
+    drill report  show and build reports of past runs
+
+Drills themselves run under pytest (``pytest -m drill``); this command is for everything around them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from harness import __version__
+from harness.errors import DrillsError, UsageError
+
+__all__ = ["main"]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds as a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port 0..65535 (0 picks a free one), got {text!r}")
+    return int(text)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(3600):
+        pass
+
+
+def cmd_chain(args: argparse.Namespace) -> int:
+    from harness.chain.base import ChainSettings, start_chain
+    from harness.contracts import deploy_contracts
+
+    settings = ChainSettings(
+        backend=args.backend, host=args.host, port=args.port,
+        block_time=args.block_time, allow_remote=args.allow_remote,
+    )
+    chain = start_chain(settings)
+    try:
+        deployment = deploy_contracts(chain.w3, chain.accounts[0])
+        print(f"backend     {chain.backend}")
+        print(f"rpc url     {chain.rpc_url}")
+        print(f"chain id    {chain.chain_id}")
+        print(f"mining      {'every %gs' % args.block_time if args.block_time else 'automine'}")
+        print(f"token       {deployment.token}  (DrillToken, owner {deployment.owner})")
+        print(f"escrow      {deployment.escrow}  (DrillEscrow, fee {deployment.fee} token units per proof)")
+        print("accounts    10000 ETH each; keys: the public development mnemonic")
+        print("            'test test test test test test test test test test test junk' (m/44'/60'/0'/0/i)")
+        for i, acct in enumerate(chain.accounts):
+            print(f"  ({i}) {acct.address}")
+        print("Ctrl-C stops the chain.", flush=True)
+        _wait_for_signal()
+    finally:
+        chain.stop()
+    return 0
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    from harness.proxy.server import serve
+
+    serve(args.host, args.port, args.config, allow_remote=args.allow_remote)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        from harness.report.cli import run as report_run
+    except ImportError:
+        raise UsageError("`drill report` is not available in this version of agent-drills") from None
+    return report_run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drill",
+        description="agent-drills: incident-response drills for autonomous on-chain agents. "
+        "Run the drills with `pytest -m drill`; this command serves the pieces standalone.",
+    )
+    parser.add_argument("--version", action="version", version=f"agent-drills {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("chain", help="serve a local chain with the drill contracts deployed",
+                       description="Start a local chain on loopback, deploy DrillToken and DrillEscrow, "
+                       "print the RPC URL, chain id, funded accounts and contract addresses, and serve "
+                       "until Ctrl-C.")
+    p.add_argument("--backend", choices=("pyevm", "anvil"), default="pyevm",
+                   help="pyevm: the embedded py-evm node (default); anvil: Foundry's node")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (loopback only unless --allow-remote)")
+    p.add_argument("--port", type=_port, default=8545, help="listen port (default 8545; 0 picks a free one)")
+    p.add_argument("--block-time", type=_positive_float, default=None, metavar="S",
+                   help="mine a block every S seconds instead of one block per transaction")
+    p.add_argument("--allow-remote", action="store_true", help="allow a listen address off 127.0.0.0/8")
+    p.set_defaults(func=cmd_chain)
+
+    p = sub.add_parser("proxy", help="serve the Toxiproxy-compatible fault proxy",
+                       description="Run the fault proxy's HTTP API standalone; any Toxiproxy client can drive it.")
+    p.add_argument("--host", default="127.0.0.1", help="API listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8474, help="API listen port (default 8474)")
+    p.add_argument("--config", default=None, metavar="FILE", help="JSON file of proxies to create at start (the /populate format)")
+    p.add_argument("--allow-remote", action="store_true", help="allow a listen address off 127.0.0.0/8")
+    p.set_defaults(func=cmd_proxy)
+
+    p = sub.add_parser("report", help="show the history of drill runs and build reports",
+                       description="Print the last runs per scenario with regressions marked; with "
+                       "--allure build the HTML report from Allure results.")
+    p.add_argument("--report-dir", default="reports", help="where runs were recorded (default reports/)")
+    p.add_argument("--allure", default=None, metavar="DIR", help="build the Allure HTML report from the results in DIR")
+    p.add_argument("--last", type=int, default=5, help="runs per scenario to show (default 5)")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DrillsError as exc:
+        print(f"drill {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

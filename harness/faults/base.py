@@ -1,0 +1,83 @@
+"""What every fault is: an injector that knows how to undo itself.
+
+A fault is bound to a drill context (the chain, the proxies, the agent runtime, the timeline),
+then injected and healed. ``inject`` and ``heal`` record themselves on the timeline; ``heal`` is
+idempotent so the drill's cleanup may call it whatever happened before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+from harness.errors import HarnessError
+from harness.observe.timeline import Event, Timeline
+
+__all__ = ["Fault", "FaultContext"]
+
+
+class FaultContext(Protocol):
+    """What a fault may act on. The drill engine provides it; tests may build a small one."""
+
+    timeline: Timeline
+
+
+class Fault:
+    """Base class: subclasses implement ``_inject`` and ``_heal`` and describe themselves."""
+
+    #: family of the fault for reports ("network", "key", "gas", "process", ...)
+    family: ClassVar[str] = "generic"
+    #: short machine name ("rpc_outage", "key_leak", ...)
+    name: ClassVar[str] = "fault"
+
+    def __init__(self) -> None:
+        self._ctx: Any = None
+        self.injected_at: Event | None = None
+        self.healed_at: Event | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def bind(self, ctx: FaultContext) -> "Fault":
+        self._ctx = ctx
+        return self
+
+    @property
+    def ctx(self) -> Any:
+        if self._ctx is None:
+            raise HarnessError(f"fault {self.name} used before bind(ctx)")
+        return self._ctx
+
+    @property
+    def active(self) -> bool:
+        return self.injected_at is not None and self.healed_at is None
+
+    def inject(self) -> Event:
+        if self.active:
+            raise HarnessError(f"fault {self.name} injected twice")
+        self._inject()
+        self.healed_at = None
+        self.injected_at = self.ctx.timeline.record("fault.inject", f"fault:{self.name}", **self.describe())
+        return self.injected_at
+
+    def heal(self) -> Event | None:
+        """Undo the fault; a no-op when it is not active (safe to call from cleanup)."""
+        if not self.active:
+            return None
+        try:
+            self._heal()
+        finally:
+            self.healed_at = self.ctx.timeline.record("fault.heal", f"fault:{self.name}", **self.describe())
+        return self.healed_at
+
+    # -- for subclasses ----------------------------------------------------------------------
+    def _inject(self) -> None:
+        raise NotImplementedError
+
+    def _heal(self) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Parameters shown on the timeline and in reports (never secrets)."""
+        return {"family": self.family}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "family")
+        return f"{type(self).__name__}({params})"
