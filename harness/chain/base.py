@@ -73,6 +73,7 @@ class Chain:
         self._session = requests.Session()
         self._ids = itertools.count(1)
         self._w3: Web3 | None = None
+        self._anvil_fee_state: dict[str, tuple[int, int]] = {}
         self.stopped = False
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -146,10 +147,22 @@ class Chain:
         self.rpc("anvil_dropTransaction", tx_hash)
 
     def snapshot(self) -> str:
-        return self.rpc("evm_snapshot")
+        snap = self.rpc("evm_snapshot")
+        if self.backend == "anvil":
+            # anvil's revert restores blocks and state but not its fee settings (the next base fee
+            # and the block gas limit live outside the snapshot); remember them to restore them too.
+            pending = self.rpc("eth_getBlockByNumber", "pending", False)
+            self._anvil_fee_state[snap] = (int(pending["baseFeePerGas"], 16), int(pending["gasLimit"], 16))
+        return snap
 
     def revert(self, snapshot_id: str) -> bool:
-        return bool(self.rpc("evm_revert", snapshot_id))
+        ok = bool(self.rpc("evm_revert", snapshot_id))
+        saved = self._anvil_fee_state.pop(snapshot_id, None)
+        if ok and saved is not None:
+            base_fee, gas_limit = saved
+            self.set_next_base_fee(base_fee)
+            self.set_block_gas_limit(gas_limit)
+        return ok
 
     def set_balance(self, address: str, wei: int) -> None:
         self.rpc("anvil_setBalance", address, hex(wei))
