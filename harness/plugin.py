@@ -6,16 +6,9 @@ each concern lives in its own module, listed here.
 
 from __future__ import annotations
 
-import pytest
-
 pytest_plugins = [
-    "harness.pytest_chain",
+    "harness.pytest_chain",  # --chain, --allow-remote, the session chain
+    "harness.drill.pytest_plugin",  # --agent-cmd, --agent-env, budgets, the drill fixture
+    "harness.report.pytest_plugin",  # --drill-report-dir, the regression gate, Allure
 ]
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "drill(playbook, incident, family): an incident-response drill against the agent under test; "
-        "select with -m drill",
-    )
