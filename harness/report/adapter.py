@@ -1,0 +1,227 @@
+"""From the engine's ``DrillResult`` to the report's ``DrillRecord``.
+
+The engine measures on the harness's monotonic clock; reports show wall time and times relative to
+the injection. The offset between the two clocks is read from the timeline (every event carries
+both). Fault parameters, phases, reassigned escrows and the value at risk are read from the
+timeline too; nothing here judges the drill, it only rearranges what the engine recorded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness import clock
+from harness.report.model import (
+    CATEGORIES, Budgets, DrillRecord, Escrows, ExpectedIncident, FaultRecord, Funds, Incident, IncidentEvent,
+    InvariantRecord, Phase, Policy, TimelineEntry,
+)
+
+__all__ = ["record_from_result"]
+
+_PHASE_OF_CATEGORY = {
+    "not_steady": "steady state", "missed_detection": "detect", "late_containment": "contain",
+    "no_recovery": "recover", "invariant_broken": "verify",
+}
+_MISSED_RE = re.compile(r"^(\d+) missed")
+
+
+def _clock_offset(timeline: Sequence[Mapping[str, Any]]) -> float:
+    """wall - monotonic, from the timeline's own stamps (or from the clocks now when it is empty)."""
+    for e in timeline:
+        if isinstance(e.get("t"), (int, float)) and isinstance(e.get("wall"), (int, float)):
+            return float(e["wall"]) - float(e["t"])
+    return clock.wall() - clock.now()
+
+
+def _r(x: float) -> float:
+    return round(x, 3)
+
+
+def _faults(timeline: Sequence[Mapping[str, Any]], origin: float) -> tuple[FaultRecord, ...]:
+    out: list[FaultRecord] = []
+    for i, e in enumerate(timeline):
+        if e.get("kind") != "fault.inject":
+            continue
+        source = str(e.get("source", ""))
+        data = dict(e.get("data") or {})
+        heal = next((h for h in timeline[i + 1:] if h.get("kind") == "fault.heal" and h.get("source") == source), None)
+        name = source.removeprefix("fault:") or "fault"
+        params = {k: v for k, v in data.items() if k != "family"}
+        out.append(FaultRecord(
+            type=name, params=params, injected_rel_s=_r(float(e["t"]) - origin),
+            healed_rel_s=_r(float(heal["t"]) - origin) if heal else None,
+        ))
+    return tuple(out)
+
+
+def _incidents(raw: Sequence[Mapping[str, Any]], offset: float, origin: float) -> tuple[Incident, ...]:
+    out = []
+    for inc in raw:
+        events = tuple(
+            IncidentEvent(
+                status=str(ev.get("status")), severity=str(ev.get("severity")), summary=str(ev.get("summary") or ""),
+                actions=tuple(str(a) for a in ev.get("actions") or ()), details=dict(ev.get("details") or {}),
+                received_at=round(float(ev["t"]) + offset, 3), rel_s=_r(float(ev["t"]) - origin),
+            )
+            for ev in inc.get("events") or ()
+        )
+        out.append(Incident(incident_id=str(inc["incident_id"]), kind=str(inc["kind"]), severity=str(inc["severity"]),
+                            events=events))
+    return tuple(out)
+
+
+def _value_at_risk(timeline: Sequence[Mapping[str, Any]], t0: float | None) -> int:
+    """ETH the agent's hot wallet held at the injection (0 when nothing was injected or seen)."""
+    if t0 is None:
+        return 0
+    hot = next((str(e["data"].get("hot")) for e in timeline if e.get("kind") == "world.funded"), None)
+    if hot is None:
+        return 0
+    held = 0
+    for e in timeline:
+        if float(e["t"]) > t0:
+            break
+        if e.get("kind") == "chain.balances":
+            entry = (e.get("data") or {}).get("balances", {}).get(hot)
+            if isinstance(entry, Mapping) and isinstance(entry.get("eth"), int):
+                held = entry["eth"]
+    return max(held, 0)
+
+
+def _phases(timeline: Sequence[Mapping[str, Any]], origin: float, start: float, end: float,
+            category: str | None, message: str | None) -> tuple[Phase, ...]:
+    def first(kind: str) -> float | None:
+        e = next((e for e in timeline if e.get("kind") == kind), None)
+        return _r(float(e["t"]) - origin) if e else None
+
+    start_rel, end_rel = _r(start - origin), _r(end - origin)
+    failed_phase = _PHASE_OF_CATEGORY.get(category or "")
+    phases: list[Phase] = []
+    ready = first("world.ready")
+    setup_start = min([start_rel] + [_r(float(e["t"]) - origin) for e in timeline[:1]])
+    phases.append(Phase(name="set up", start_rel_s=setup_start, end_rel_s=ready if ready is not None else start_rel))
+    cursor = ready if ready is not None else start_rel
+    steady = first("drill.steady")
+    if steady is not None:
+        phases.append(Phase(name="steady state", start_rel_s=cursor, end_rel_s=steady))
+        cursor = steady
+    inject_rel = first("fault.inject")
+    for e in timeline:
+        if e.get("kind") in ("fault.inject", "fault.heal"):
+            rel = _r(float(e["t"]) - origin)
+            verb = "inject" if e["kind"] == "fault.inject" else "heal"
+            phases.append(Phase(name=f"{verb} {str(e.get('source', '')).removeprefix('fault:')}", start_rel_s=rel, end_rel_s=rel))
+    base = inject_rel if inject_rel is not None else cursor
+    for name, kind in (("detect", "drill.detected"), ("contain", "drill.contained"), ("recover", "drill.recovered"),
+                       ("verify", "drill.verified")):
+        at = first(kind)
+        # Shown one after the other (each budget still counts from t0).
+        phase_start = base if name != "verify" else max(p.end_rel_s or p.start_rel_s for p in phases)
+        if at is not None:
+            base = max(base, at)
+            outcome = "passed"
+            if name == "verify":
+                ev = next(e for e in timeline if e.get("kind") == kind)
+                outcome = "failed" if (ev.get("data") or {}).get("verdict") == "failed" else "passed"
+            phases.append(Phase(name=name, start_rel_s=min(phase_start, at), end_rel_s=at, outcome=outcome,
+                                message=(message or "") if outcome == "failed" else ""))
+        elif failed_phase == name:
+            phases.append(Phase(name=name, start_rel_s=phase_start, end_rel_s=end_rel, outcome="failed", message=message or ""))
+    if failed_phase == "steady state" and steady is None:
+        phases.append(Phase(name="steady state", start_rel_s=cursor, end_rel_s=end_rel, outcome="error", message=message or ""))
+    if category in ("failed", "aborted", "harness_error", "regression") and category is not None:
+        outcome = "error" if category == "harness_error" else "failed"
+        phases.append(Phase(name={"failed": "scenario check", "aborted": "stop condition",
+                                  "harness_error": "harness", "regression": "regression gate"}[category],
+                            start_rel_s=end_rel, end_rel_s=end_rel, outcome=outcome, message=message or ""))
+    return tuple(sorted(phases, key=lambda p: p.start_rel_s))
+
+
+_STAGES = (("detect", "drill.detected", "missed_detection"), ("contain", "drill.contained", "late_containment"),
+           ("recover", "drill.recovered", "no_recovery"))
+_WITHIN_RE = re.compile(r"within (\d+(?:\.\d+)?) s")
+
+
+def _budgets_used(timeline: Sequence[Mapping[str, Any]], configured: Mapping[str, Any], category: str | None,
+                  message: str | None) -> Budgets:
+    """The budget of each stage the drill asserted; None for a stage it never asserted.
+
+    A stage that held records an event (its ``within`` when the engine says it); a stage that failed
+    names its limit in the failure message ("... within 5.0 s ..."); otherwise the configured budget.
+    """
+    values: dict[str, float | None] = {}
+    measured_keys = {"detect": "mttd", "contain": "time_to_contain", "recover": "mttr"}
+    for stage, kind, failed_category in _STAGES:
+        ev = next((e for e in timeline if e.get("kind") == kind), None)
+        value: float | None = None
+        if ev is not None:
+            data = ev.get("data") or {}
+            within, measured = data.get("within"), data.get(measured_keys[stage])
+            value = float(within) if isinstance(within, (int, float)) else configured.get(stage)
+            if not isinstance(within, (int, float)) and isinstance(measured, (int, float)) and value is not None and measured > value:
+                value = None  # the stage held beyond the configured budget: the scenario set its own, unrecorded, limit
+        elif category == failed_category:
+            m = _WITHIN_RE.search(message or "")
+            value = float(m.group(1)) if m else configured.get(stage)
+        values[f"{stage}_s"] = None if value is None else float(value)
+    return Budgets(**values, deadline_misses=configured.get("deadline_misses"), scale=float(configured.get("scale", 1.0)))
+
+
+def _probe_ids(timeline: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Incidents the harness itself had the agent open (the end-of-drill monitoring probe)."""
+    return {str(e["data"]["incident_id"]) for e in timeline
+            if e.get("kind") == "drill.probe" and (e.get("data") or {}).get("incident_id")}
+
+
+def record_from_result(result: Any, *, agent_log: str | None = None, expected_severity: str | None = None) -> DrillRecord:
+    """The report's record of one drill, from ``harness.drill.result.DrillResult`` (duck-typed)."""
+    timeline: list[Mapping[str, Any]] = list(result.timeline)
+    offset = _clock_offset(timeline)
+    t_start = float(result.t_start)
+    origin = float(result.t0) if result.t0 is not None else t_start
+    end = t_start + float(result.duration_s or 0.0)
+    category = result.category if result.status != "passed" else None
+    if category is not None and category not in CATEGORIES:
+        category = "failed"
+    extra = dict(getattr(result, "extra", {}) or {})
+    severity = expected_severity or extra.get("expected_severity")
+    budget = _budgets_used(timeline, dict(result.budget or {}), category, result.message)
+    money = dict(result.funds or {})
+    escrows = dict(result.escrows or {})
+    missed = escrows.get("missed_deadlines")
+    if missed is None:
+        missed = escrows.get("expired", 0)
+        for inv in result.invariants:
+            m = _MISSED_RE.match(str(inv.get("message", "")))
+            if inv.get("name") == "deadlines missed within allowance" and m:
+                missed = int(m.group(1))
+    reassigned = sum(1 for e in timeline if e.get("kind") == "escrow.reassigned")
+    policy = dict(result.policy or {})
+    return DrillRecord(
+        name=result.name, scenario=getattr(result, "scenario", "") or "", playbook=result.playbook, family=result.family,
+        faults=_faults(timeline, origin),
+        expected_incident=ExpectedIncident(kind=result.expected_incident, min_severity=severity) if result.expected_incident else None,
+        status=result.status, failure_category=category, failure_message=result.message if result.status != "passed" else None,
+        started_at=round(t_start + offset, 3), duration_s=float(result.duration_s or 0.0),
+        t0=round(float(result.t0) + offset, 3) if result.t0 is not None else None,
+        mttd_s=result.mttd, contain_s=result.time_to_contain, mttr_s=result.mttr,
+        budgets=budget,
+        policy=Policy(mttd_s=float(policy.get("mttd", 300)), mttr_s=float(policy.get("mttr", 1800)),
+                      response_s={k: float(v) for k, v in (policy.get("response") or Policy().response_s).items()}),
+        incidents=_incidents([i for i in result.incidents if i.get("incident_id") not in _probe_ids(timeline)], offset, origin),
+        invariants=tuple(InvariantRecord(name=str(i["name"]), verdict=str(i["verdict"]), message=str(i.get("message", "")))
+                         for i in result.invariants),
+        funds=Funds(at_risk_wei=_value_at_risk(timeline, result.t0), lost_wei=int(money.get("lost_wei", 0)) + int(money.get("unexplained_wei", 0)),
+                    swept_wei=int(money.get("swept_wei", 0)), attacker_wei=int(money.get("lost_wei", 0)),
+                    gas_wei=int(result.gas_spent_wei or money.get("gas_wei", 0))),
+        escrows=Escrows(opened=int(escrows.get("opened", 0)), proven=int(escrows.get("proven", 0)),
+                        expired=int(escrows.get("expired", 0)), missed_deadlines=int(missed), reassigned=reassigned),
+        harness_overhead_s=result.harness_overhead_s,
+        phases=_phases(timeline, origin, t_start, end, category, result.message),
+        timeline=tuple(TimelineEntry(rel_s=_r(float(e["t"]) - origin), kind=str(e["kind"]), source=str(e.get("source", "")),
+                                     data=dict(e.get("data") or {})) for e in timeline),
+        agent_log=agent_log, restarts=int(result.restarts or 0), alert_duplicates=int(result.alert_duplicates or 0),
+        contract_violations=int(result.contract_violations or 0), rerun=result.rerun or "",
+    )

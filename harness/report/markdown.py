@@ -1,0 +1,465 @@
+"""The run's Markdown: README.md, one status update per incident, post-mortem drafts, external notices.
+
+Written for a reviewer who does not read code: every number is shown against what it was held to,
+a failed expectation says by how much it was missed, and what the agent did is listed from the events
+it sent. Everything is rendered from the records; nothing is measured or judged here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from harness.report.model import DrillRecord, Incident, RunRecord, severity_rank
+
+__all__ = [
+    "CATEGORY_WORDS", "slug", "fmt_seconds", "against_budget", "render_readme", "render_status_update",
+    "render_postmortem", "render_notice", "status_update_name",
+]
+
+CATEGORY_WORDS = {
+    "missed_detection": "the agent did not raise the expected incident in time",
+    "late_containment": "the damage was not contained in time",
+    "no_recovery": "the agent did not recover in time",
+    "invariant_broken": "a rule that must hold for the whole drill was broken",
+    "regression": "slower than this drill's own history allows",
+    "failed": "a check of the scenario failed",
+    "not_steady": "the agent was not healthy before the fault, so the drill did not run",
+    "aborted": "the drill was stopped by a safety limit",
+    "harness_error": "the harness itself failed (not a verdict on the agent)",
+}
+STATUS_MARK = {"passed": "✅ passed", "failed": "❌ failed", "aborted": "⛔ aborted", "error": "⚠️ error"}
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a node id: ``scenarios/test_x.py::test_y[a]`` -> ``test_x-test_y-a``."""
+    text = name.replace(".py::", "-").replace("::", "-").rsplit("/", 1)[-1]
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return text[:120] or "drill"
+
+
+def status_update_name(drill: DrillRecord, incident: Incident) -> str:
+    return f"status-updates/{slug(drill.name)}--{incident.incident_id}.md"
+
+
+def fmt_seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value >= 3600:
+        return f"{value / 3600:.3g} h"
+    if value >= 120:
+        return f"{value / 60:.3g} min"
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
+
+
+def fmt_eth(wei: int) -> str:
+    if wei == 0:
+        return "0 ETH"
+    if abs(wei) < 10**12:
+        return f"{wei} wei"
+    return f"{wei / 10**18:.6g} ETH"
+
+
+def fmt_wall(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def fmt_rel(rel: float | None, base: str = "t0") -> str:
+    """``t0+1.20 s``; ``base`` is "start" for a drill without an injection."""
+    if rel is None:
+        return "—"
+    return f"{base}{'+' if rel >= 0 else '−'}{abs(rel):.2f} s"
+
+
+def _base(d: DrillRecord) -> str:
+    return "t0" if d.t0 is not None else "start"
+
+
+def against_budget(value: float | None, budget: float | None) -> str:
+    """``3.20 s / 5.0 s``; ``7.10 s / 5.0 s (2.10 s over)``; ``none / 5.0 s``."""
+    if budget is None:
+        return fmt_seconds(value) if value is not None else "—"
+    if value is None:
+        return f"none / {fmt_seconds(budget)}"
+    text = f"{fmt_seconds(value)} / {fmt_seconds(budget)}"
+    if value > budget:
+        text += f" (**{fmt_seconds(value - budget)} over**)"
+    return text
+
+
+def _cell(text: str | None, limit: int = 160) -> str:
+    text = (text or "").replace("\n", " ").replace("|", "\\|").strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
+    head = list(header)
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(_cell(c, 400) for c in row) + " |" for row in rows]
+    return out
+
+
+def _failure_words(d: DrillRecord) -> str:
+    if d.status == "passed":
+        return ""
+    words = CATEGORY_WORDS.get(d.failure_category or "", d.status)
+    return f"{words[0].upper()}{words[1:]}: {d.failure_message}" if d.failure_message else words.capitalize()
+
+
+def _fault_text(d: DrillRecord) -> str:
+    if not d.faults:
+        return "none injected"
+    parts = []
+    for f in d.faults:
+        params = ", ".join(f"{k}={v}" for k, v in f.params.items())
+        parts.append(f"`{f.type}`" + (f" ({params})" if params else ""))
+    return "; ".join(parts)
+
+
+def _expected_text(d: DrillRecord) -> str:
+    e = d.expected_incident
+    if e is None:
+        return "none declared"
+    return f"`{e.kind}`" + (f" at {e.min_severity} or above" if e.min_severity else "")
+
+
+def _impact(d: DrillRecord) -> str:
+    f, e = d.funds, d.escrows
+    parts = [f"{fmt_eth(f.lost_wei)} lost", f"{fmt_eth(f.swept_wei)} swept to the cold wallet",
+             f"{e.proven} of {e.opened} escrows proven", f"{e.missed_deadlines} deadline(s) missed"]
+    if f.at_risk_wei:
+        parts.insert(0, f"{fmt_eth(f.at_risk_wei)} at risk in the hot wallet")
+    if e.reassigned:
+        parts.append(f"{e.reassigned} escrow(s) reassigned to a new address")
+    if d.restarts:
+        parts.append(f"{d.restarts} agent restart(s)")
+    return "; ".join(parts)
+
+
+def _response_target(d: DrillRecord, incident: Incident) -> float | None:
+    return d.policy.response_s.get(incident.severity)
+
+
+def render_status_update(d: DrillRecord, incident: Incident) -> str:
+    """One incident in the status-update format, as of the drill's end."""
+    first, last = incident.events[0], incident.events[-1]
+    actions = [f"{a} ({fmt_rel(ev.rel_s, _base(d))})" for ev in incident.events for a in ev.actions]
+    resolved_ev = next((ev for ev in incident.events if ev.status == "resolved"), None)
+    if resolved_ev is not None:
+        next_steps = "Monitor; review the post-mortem draft." if severity_rank(incident.severity) <= 2 else "Monitor."
+        eta = f"resolved at {fmt_wall(resolved_ev.received_at)} ({fmt_rel(resolved_ev.rel_s, _base(d))})"
+    else:
+        next_steps = f"Incident still {last.status} when the drill ended; " + (
+            _failure_words(d) if d.status != "passed" else "follow up on its resolution.")
+        budget = d.budgets.recover_s
+        eta = "unknown: not resolved" + (f" within the drill's {fmt_seconds(budget)} recovery budget" if budget else "")
+    target = _response_target(d, incident)
+    lines = [
+        f"#### Status update: {incident.incident_id}",
+        "",
+        f"- **Incident ID:** {incident.incident_id}",
+        f"- **Severity:** {incident.severity}" + (f" (policy response target {fmt_seconds(target)})" if target else ""),
+        f"- **Status:** {last.status}",
+        f"- **Started:** {fmt_wall(first.received_at)} ({fmt_rel(first.rel_s, _base(d))}; kind `{incident.kind}`)",
+        f"- **Summary:** {_cell(last.summary or first.summary, 400) or '(no summary sent)'}",
+        f"- **Impact:** {_impact(d)}",
+        f"- **Actions taken:** {'; '.join(actions) if actions else 'none reported'}",
+        f"- **Next steps:** {next_steps}",
+        f"- **ETA:** {eta}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _key_events(d: DrillRecord) -> list[tuple[float, str]]:
+    keep = {"fault.inject": "fault injected", "fault.heal": "fault healed", "drill.steady": "steady state reached",
+            "drill.detected": "detection counted", "drill.contained": "containment confirmed on chain",
+            "drill.recovered": "recovery confirmed", "agent.exit": "agent exited", "agent.restart": "agent restarted",
+            "drill.aborted": "drill aborted", "escrow.expired": "escrow expired", "escrow.reassigned": "escrow reassigned",
+            "agent.new_address": "new hot address announced"}
+    out = []
+    for e in d.timeline:
+        if e.kind in keep:
+            extra = e.source.removeprefix("fault:") if e.kind.startswith("fault.") else ""
+            out.append((e.rel_s, keep[e.kind] + (f" ({extra})" if extra else "")))
+        elif e.kind == "alert":
+            data = e.data
+            out.append((e.rel_s, f"alert {data.get('incident_id')} {data.get('kind')} {data.get('severity')} "
+                                 f"{data.get('status')}: {_cell(str(data.get('summary', '')), 100)}"))
+    return out
+
+
+def _checks(d: DrillRecord) -> tuple[list[str], list[str]]:
+    """(what went well, what went wrong) as sentences, from the measurements against their budgets."""
+    good: list[str] = []
+    bad: list[str] = []
+    for label, value, budget in (("detected", d.mttd_s, d.budgets.detect_s), ("contained", d.contain_s, d.budgets.contain_s),
+                                 ("recovered", d.mttr_s, d.budgets.recover_s)):
+        if value is not None and (budget is None or value <= budget):
+            good.append(f"{label.capitalize()} in {fmt_seconds(value)}" + (f" (budget {fmt_seconds(budget)})" if budget else ""))
+        elif value is not None and budget is not None:
+            bad.append(f"{label.capitalize()} in {fmt_seconds(value)}, {fmt_seconds(value - budget)} over the {fmt_seconds(budget)} budget")
+        elif d.t0 is not None and budget is not None and _stage_failed(d, label):
+            bad.append(f"Not {label} within the {fmt_seconds(budget)} budget")
+    for inv in d.invariants:
+        if inv.verdict == "passed":
+            good.append(f"{inv.name}: {inv.message}")
+        else:
+            bad.append(f"{inv.name} ({inv.verdict}): {inv.message}")
+    if d.status != "passed" and d.failure_message and not bad:
+        bad.append(_failure_words(d))
+    return good, bad
+
+
+def _stage_failed(d: DrillRecord, label: str) -> bool:
+    return {"detected": "missed_detection", "contained": "late_containment", "recovered": "no_recovery"}[label] == d.failure_category
+
+
+def _action_items(d: DrillRecord) -> list[str]:
+    items = []
+    kind = d.expected_incident.kind if d.expected_incident else "the expected incident"
+    if d.failure_category == "missed_detection" or (d.mttd_s and d.budgets.detect_s and d.mttd_s > d.budgets.detect_s):
+        items.append(f"Detect `{kind}` faster: took {fmt_seconds(d.mttd_s)}, budget {fmt_seconds(d.budgets.detect_s)}")
+    if d.failure_category == "late_containment" or (d.contain_s and d.budgets.contain_s and d.contain_s > d.budgets.contain_s):
+        items.append(f"Contain sooner: {_cell(d.failure_message, 300) if d.failure_category == 'late_containment' else fmt_seconds(d.contain_s)}"
+                     f" (budget {fmt_seconds(d.budgets.contain_s)})")
+    if d.failure_category == "no_recovery" or (d.mttr_s and d.budgets.recover_s and d.mttr_s > d.budgets.recover_s):
+        items.append(f"Recover within {fmt_seconds(d.budgets.recover_s)}: "
+                     f"{_cell(d.failure_message, 300) if d.failure_category == 'no_recovery' else 'took ' + fmt_seconds(d.mttr_s)}")
+    for inv in d.invariants:
+        if inv.verdict == "failed":
+            items.append(f"Fix: {inv.name}: {_cell(inv.message, 300)}")
+        elif inv.verdict == "unknown":
+            items.append(f"Find out why `{inv.name}` could not be checked: {_cell(inv.message, 200)}")
+    if d.regression and d.regression.regressed:
+        items.append(f"Investigate the slowdown: {d.regression.message}")
+    if d.status in ("error", "aborted") and not items:
+        items.append(f"{_failure_words(d)}")
+    if d.escrows.missed_deadlines:
+        items.append(f"Notify the counterparty about {d.escrows.missed_deadlines} missed deadline(s) (see the external notice)")
+    return items or ["Review this draft; the drill met every check, confirm no follow-up is needed"]
+
+
+def render_postmortem(d: DrillRecord) -> str:
+    """A post-mortem draft in the template's sections, filled from the drill's measurements."""
+    good, bad = _checks(d)
+    grave = [i for i in d.incidents if severity_rank(i.severity) <= 2]
+    ids = ", ".join(i.incident_id for i in grave) or "no SEV-1/SEV-2 incident was raised by the agent"
+    complete = "complete" if d.postmortem_complete else "incomplete: an incident was not resolved"
+    lines = [
+        f"### Post-mortem (draft): {d.scenario}",
+        "",
+        f"_Drill `{d.name}`; incidents: {ids}; draft {complete}._",
+        "",
+        "#### Summary",
+        "",
+        f"Fault {_fault_text(d)} injected at {fmt_wall(d.t0)}; expected incident {_expected_text(d)}. "
+        f"Detected in {fmt_seconds(d.mttd_s)}, contained in {fmt_seconds(d.contain_s)}, recovered in {fmt_seconds(d.mttr_s)}. "
+        f"Verdict: {d.status}" + (f" ({_failure_words(d)})" if d.status != "passed" else "") + ".",
+        "",
+        "#### Timeline",
+        "",
+        *_table(["When", "Since injection" if d.t0 is not None else "Since start", "What"],
+                [(fmt_wall(d.t0 + rel if d.t0 is not None else d.started_at + rel), fmt_rel(rel, _base(d)), what)
+                 for rel, what in _key_events(d)]),
+        "",
+        "#### Root Cause",
+        "",
+        f"Injected by the drill: {_fault_text(d)} (fault family `{d.family or 'unknown'}`, playbook `{d.playbook or 'unknown'}`).",
+        "",
+        "#### Impact",
+        "",
+        _impact(d) + f"; gas spent {fmt_eth(d.funds.gas_wei)}.",
+        "",
+        "#### What Went Well",
+        "",
+        *([f"- {g}" for g in good] or ["- Nothing measured went well."]),
+        "",
+        "#### What Went Wrong",
+        "",
+        *([f"- {b}" for b in bad] or ["- Nothing measured went wrong."]),
+        "",
+        "#### Action Items",
+        "",
+        *[f"- [ ] {item}" for item in _action_items(d)],
+        "",
+        "#### Lessons Learned",
+        "",
+        ("- The agent met its budgets for this fault; keep the drill in CI to hold the line."
+         if not bad else f"- {len(bad)} check(s) failed for this fault; see Action Items."),
+        "- _To be completed by the team after review._",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_notice(d: DrillRecord) -> str | None:
+    """A notice to escrow counterparties, for a drill that missed, expired or moved their escrows."""
+    e = d.escrows
+    if not e.touched:
+        return None
+    new_addresses = sorted({str(ev.details["new_address"]) for i in d.incidents for ev in i.events
+                            if isinstance(ev.details.get("new_address"), str)})
+    end = d.started_at + d.duration_s
+    lines = [
+        f"### External notice: {d.scenario}",
+        "",
+        "To the counterparties of our escrows,",
+        "",
+        f"between {fmt_wall(d.t0 or d.started_at)} and {fmt_wall(end)} our agent handled an incident "
+        f"({', '.join(f'{i.incident_id} {i.severity}' for i in d.incidents) or 'no incident reported'}).",
+        "",
+    ]
+    if e.missed_deadlines or e.expired:
+        lines.append(f"- {e.missed_deadlines} escrow deadline(s) were missed; {e.expired} escrow(s) expired unproven "
+                     "and their funds are returned to you by the escrow contract.")
+    if e.reassigned:
+        target = f" to {', '.join(new_addresses)}" if new_addresses else ""
+        lines.append(f"- {e.reassigned} open escrow(s) were reassigned{target} after the agent rotated its hot wallet; "
+                     "please send new escrows to the new address.")
+    lines += ["", "We will share the post-mortem once it is reviewed.", ""]
+    return "\n".join(lines)
+
+
+def _drill_row(d: DrillRecord) -> list[str]:
+    return [f"[{d.scenario}](#{slug(d.name).lower()})", STATUS_MARK.get(d.status, d.status),
+            against_budget(d.mttd_s, d.budgets.detect_s), against_budget(d.contain_s, d.budgets.contain_s),
+            against_budget(d.mttr_s, d.budgets.recover_s), _failure_words(d) or "—"]
+
+
+def _verdict(value: float | None, budget: float | None, failed_here: bool) -> str:
+    if value is None:
+        return "❌ not reached within the budget" if failed_here else "— not measured"
+    if budget is not None and value > budget:
+        return f"❌ {fmt_seconds(value - budget)} over"
+    return "✅ within budget" if budget is not None else "—"
+
+
+def _drill_section(run: RunRecord, d: DrillRecord, files: dict[str, list[str]]) -> list[str]:
+    s = slug(d.name)
+    lines = [
+        f"<a id=\"{s.lower()}\"></a>",
+        f"### {d.scenario}: {STATUS_MARK.get(d.status, d.status)}",
+        "",
+        f"- **Drill:** `{d.name}` (playbook `{d.playbook or '—'}`, family `{d.family or '—'}`)",
+        f"- **Fault:** {_fault_text(d)}",
+        f"- **Expected:** incident {_expected_text(d)}",
+    ]
+    if d.status != "passed":
+        lines.append(f"- **What went wrong:** {_failure_words(d)}")
+    lines += [
+        f"- **Injected at:** {fmt_wall(d.t0)}; drill took {fmt_seconds(d.duration_s)} "
+        f"(harness overhead {fmt_seconds(d.harness_overhead_s)})",
+        "",
+        *_table(["Measure", "Measured", "Drill budget", "Verdict", "Policy target"], [
+            ("Time to detect (MTTD)", fmt_seconds(d.mttd_s), fmt_seconds(d.budgets.detect_s),
+             _verdict(d.mttd_s, d.budgets.detect_s, d.failure_category == "missed_detection"), f"< {fmt_seconds(d.policy.mttd_s)}"),
+            ("Time to contain", fmt_seconds(d.contain_s), fmt_seconds(d.budgets.contain_s),
+             _verdict(d.contain_s, d.budgets.contain_s, d.failure_category == "late_containment"), "—"),
+            ("Time to recover (MTTR)", fmt_seconds(d.mttr_s), fmt_seconds(d.budgets.recover_s),
+             _verdict(d.mttr_s, d.budgets.recover_s, d.failure_category == "no_recovery"), f"< {fmt_seconds(d.policy.mttr_s)}"),
+        ]),
+        "",
+    ]
+    if d.regression is not None:
+        lines += [f"- **History:** {d.regression.message}", ""]
+    lines += ["#### What the agent did", ""]
+    if d.incidents:
+        for inc in d.incidents:
+            lines.append(f"- **{inc.incident_id}** `{inc.kind}` {inc.severity}, last status {inc.status}:")
+            for ev in inc.events:
+                acts = f" — actions: {'; '.join(ev.actions)}" if ev.actions else ""
+                lines.append(f"  - {fmt_rel(ev.rel_s, _base(d))} {ev.status} {ev.severity}: {_cell(ev.summary, 200)}{acts}")
+    else:
+        lines.append("- The agent raised no incident.")
+    lines += [f"- Restarts: {d.restarts}; duplicate events: {d.alert_duplicates}; malformed events: {d.contract_violations}", ""]
+    if d.invariants:
+        lines += ["#### Invariants", "", *_table(["Invariant", "Verdict", "Detail"],
+                                                 [(i.name, i.verdict, i.message) for i in d.invariants]), ""]
+    f, e = d.funds, d.escrows
+    lines += [
+        "#### Funds and escrows", "",
+        f"At risk {fmt_eth(f.at_risk_wei)}, lost {fmt_eth(f.lost_wei)} (to the attacker {fmt_eth(f.attacker_wei)}), "
+        f"swept {fmt_eth(f.swept_wei)}, gas {fmt_eth(f.gas_wei)}. Escrows: {e.opened} opened, {e.proven} proven, "
+        f"{e.expired} expired, {e.missed_deadlines} deadline(s) missed, {e.reassigned} reassigned.",
+        "",
+    ]
+    if d.incidents:
+        lines += ["#### Status updates", ""]
+        for inc in d.incidents:
+            lines.append(render_status_update(d, inc))
+    if d.needs_postmortem:
+        lines.append(render_postmortem(d))
+    notice = render_notice(d)
+    if notice:
+        lines.append(notice)
+    links = files.get(d.name, [])
+    if links:
+        lines += ["#### Files", "", *[f"- [{p}]({p})" for p in links], ""]
+        pngs = [p for p in links if p.endswith(".png") and p.startswith("charts/")]
+        if pngs:
+            lines += [f"![timeline of {d.scenario}]({pngs[0]})", ""]
+    if d.rerun:
+        lines += ["Re-run just this drill:", "", "```", d.rerun, "```", ""]
+    return lines
+
+
+def render_readme(run: RunRecord, files: dict[str, list[str]] | None = None) -> str:
+    """README.md of a run; ``files`` maps a drill's name to the run-relative paths written for it."""
+    m = run.metrics
+    assert m is not None
+    files = files or {}
+    sev = m.incidents_by_severity
+    pm = m.postmortems
+    policy = run.drills[0].policy if run.drills else None
+    mttd_target = policy.mttd_s if policy else 300.0
+    mttr_target = policy.mttr_s if policy else 1800.0
+
+    def meets(value: float | None, target: float) -> str:
+        return "—" if value is None else ("✅ met" if value < target else "❌ missed")
+
+    lines = [
+        f"# Drill run {run.run_id}",
+        "",
+        f"{m.drills} drill(s): {m.passed} passed, {m.failed} failed, {m.aborted} aborted, {m.error} error(s).",
+        "",
+        *_table(["Run", ""], [
+            ("Started", fmt_wall(run.started_at)), ("Ended", fmt_wall(run.ended_at)),
+            ("Chain", run.chain_backend or "—"),
+            ("Agent command", f"`{' '.join(run.agent_command)}`" if run.agent_command else "—"),
+            ("Budget scale", f"{run.budget_scale:g}"),
+            ("Regression gate", f"{run.gate.mode}" + (f" (factor {run.gate.factor:g}, at least {run.gate.min_history} past runs)"
+                                                     if run.gate.mode != "off" else "")),
+            ("Versions", ", ".join(f"{k} {v}" for k, v in sorted(run.versions.items())) or "—"),
+        ]),
+        "",
+        "## Incident metrics",
+        "",
+        *_table(["Metric", "This run", "Policy target", ""], [
+            ("Mean time to detect (MTTD)", fmt_seconds(m.mean_mttd_s), f"< {fmt_seconds(mttd_target)}", meets(m.mean_mttd_s, mttd_target)),
+            ("Mean time to recover (MTTR)", fmt_seconds(m.mean_mttr_s), f"< {fmt_seconds(mttr_target)}", meets(m.mean_mttr_s, mttr_target)),
+            ("Incidents by severity", ", ".join(f"{k}: {v}" for k, v in sev.items()), "—", ""),
+            ("Repeat incidents (same kind again in one drill)", str(m.repeat_incidents), "—", ""),
+            ("Post-mortems complete (SEV-1/SEV-2)", f"{pm.complete} of {pm.required}" + (f" ({pm.ratio:.0%})" if pm.ratio is not None else ""),
+             "all", "—" if pm.ratio is None else ("✅" if pm.ratio == 1 else "❌")),
+        ]),
+        "",
+        "## Drills",
+        "",
+        *_table(["Drill", "Status", "MTTD / budget", "Contain / budget", "MTTR / budget", "What went wrong"],
+                [_drill_row(d) for d in run.drills]),
+        "",
+    ]
+    for d in run.drills:
+        lines += _drill_section(run, d, files)
+    lines += ["---", "", "The machine-readable record of this run is [summary.json](summary.json).", ""]
+    return "\n".join(lines)
+
+
+def events_json(d: DrillRecord) -> str:
+    """The drill's timeline as JSON (for attachments)."""
+    return json.dumps([e.to_json() for e in d.timeline], indent=1, default=str)

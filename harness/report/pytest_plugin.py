@@ -1,0 +1,254 @@
+"""pytest wiring of the reports: options, collecting each drill's result, writing the run at the end.
+
+Options: ``--drill-report-dir DIR`` (default ``reports``), ``--drill-run-id ID`` (default: UTC time and
+a random suffix), ``--drill-gate off|regression``, ``--drill-gate-factor F`` (default 1.5) and
+``--drill-gate-min-history N`` (default 3). A session that ran no drill writes nothing.
+
+Each drill is collected from the teardown report, once the engine has stored its ``DrillResult``; its
+files (and its Allure steps and attachments when ``--alluredir`` is given) are written right away,
+the summary, README and history at the session's end. A secret found in any artifact, or a drill the
+regression gate rejects, fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _random
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import clock
+from harness.errors import DrillsError, UsageError
+from harness.report import history
+from harness.report.adapter import record_from_result
+from harness.report.model import DrillRecord, GateSettings, RecordError, RunRecord
+from harness.report.secrets import SecretLeak, SecretRegistry
+from harness.report.writer import RunWriter
+
+__all__ = ["REPORT", "ReportSession", "secret_registry"]
+
+
+@dataclass(eq=False)
+class ReportSession:
+    root: Path
+    run_id: str
+    gate: GateSettings
+    registry: SecretRegistry = field(default_factory=SecretRegistry)
+    started_at: float = field(default_factory=clock.wall)
+    records: list[DrillRecord] = field(default_factory=list)
+    raw: list[Any] = field(default_factory=list)  # the engine's results, in order
+    past: list[dict[str, Any]] | None = None
+    writer: RunWriter | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def history(self) -> list[dict[str, Any]]:
+        if self.past is None:
+            self.past = history.load_history(self.root / "history.jsonl")
+        return self.past
+
+    def get_writer(self) -> RunWriter:
+        if self.writer is None:
+            self.writer = RunWriter(self.root, self.run_id, self.registry)
+        return self.writer
+
+
+REPORT = pytest.StashKey[ReportSession]()
+
+
+def secret_registry(config: pytest.Config) -> SecretRegistry:
+    """The run's registry of private keys; the engine adds every key it holds (``.add(key, label)``)."""
+    return config.stash[REPORT].registry
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise pytest.UsageError(f"--drill-gate-factor expects a number such as 1.5, got {text!r}") from None
+    if value <= 1.0:
+        raise pytest.UsageError(f"--drill-gate-factor must be > 1 (1.5 = 50% slower than the median fails), got {text!r}")
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("drills-report", "agent-drills: reports")
+    group.addoption("--drill-report-dir", dest="drill_report_dir", default="reports", metavar="DIR",
+                    help="where each run's report directory and history.jsonl go (default: reports)")
+    group.addoption("--drill-run-id", dest="drill_run_id", default=None, metavar="ID",
+                    help="name of this run's report directory (default: UTC time plus a random suffix)")
+    group.addoption("--drill-gate", dest="drill_gate", choices=("off", "regression"), default="off",
+                    help="regression: fail a drill whose MTTD or MTTR is worse than its history's median "
+                         "by more than --drill-gate-factor")
+    group.addoption("--drill-gate-factor", dest="drill_gate_factor", type=_positive_float, default=1.5, metavar="F",
+                    help="how much slower than the median the regression gate tolerates (default 1.5)")
+    group.addoption("--drill-gate-min-history", dest="drill_gate_min_history", type=int, default=3, metavar="N",
+                    help="past passing runs a drill needs before the gate compares it (default 3)")
+
+
+def _run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + _random.token_hex(2)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    run_id = config.getoption("drill_run_id") or _run_id()
+    if not all(c.isalnum() or c in "._-" for c in run_id) or run_id.startswith((".", "-")):
+        raise pytest.UsageError(f"--drill-run-id {run_id!r} must be letters, digits, '.', '_' or '-' (it names a directory)")
+    min_history = config.getoption("drill_gate_min_history")
+    if min_history < 1:
+        raise pytest.UsageError(f"--drill-gate-min-history must be at least 1, got {min_history}")
+    root = Path(config.getoption("drill_report_dir"))
+    if not root.is_absolute():
+        root = Path(config.invocation_params.dir) / root
+    config.stash[REPORT] = ReportSession(
+        root=root, run_id=run_id,
+        gate=GateSettings(mode=config.getoption("drill_gate"), factor=config.getoption("drill_gate_factor"),
+                          min_history=min_history),
+    )
+
+
+def _engine_keys() -> tuple[Any, Any] | None:
+    try:
+        from harness.drill.pytest_plugin import DRILL, DRILL_RESULT
+    except ImportError:
+        return None
+    return DRILL, DRILL_RESULT
+
+
+def _register_secrets(rs: ReportSession, item: pytest.Item, drill_key: Any) -> None:
+    drill = item.stash.get(drill_key, None)
+    ctx = getattr(drill, "ctx", None)
+    if ctx is None:
+        return
+    wallet = getattr(ctx, "hot_wallet", None)
+    if wallet is not None and getattr(wallet, "key", None):
+        rs.registry.add(wallet.key, "the agent's hot wallet")
+    for n, key in enumerate(getattr(ctx, "secrets", ()) or ()):
+        try:
+            rs.registry.add(key, f"harness key #{n + 1}")
+        except UsageError:
+            pass  # not a private key (e.g. a token); the engine's own invariant covers it
+
+
+def _read_output(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _fail_report(report: pytest.TestReport, text: str) -> None:
+    report.outcome = "failed"
+    previous = report.longreprtext if report.longrepr else ""
+    report.longrepr = f"{previous}\n{text}".strip()
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    if call.when != "teardown":
+        return
+    keys = _engine_keys()
+    if keys is None or keys[1] not in item.stash or REPORT not in item.config.stash:
+        return
+    rs = item.config.stash[REPORT]
+    report: pytest.TestReport = outcome.get_result()
+    result = item.stash[keys[1]]
+    _register_secrets(rs, item, keys[0])
+    try:
+        record = record_from_result(result)
+        if rs.gate.mode == "regression" and record.status == "passed":
+            past = history.past_entries(rs.history(), record.name, result.chain_backend, exclude_run=rs.run_id)
+            verdict = history.check_regression(record, past, factor=rs.gate.factor, min_history=rs.gate.min_history)
+            record = record.with_(regression=verdict)
+            if verdict.regressed:
+                record = record.with_(status="failed", failure_category="regression",
+                                      failure_message=f"regression gate: {verdict.message}")
+                _fail_report(report, f"drill regression gate: {verdict.message}")
+        writer = rs.get_writer()
+        leaks_before = len(writer.leaks)
+        out = writer.write_drill(record, _read_output(getattr(result, "agent_output", None)))
+        record = record.with_(agent_log=out["agent_log"])
+        if getattr(item.config.option, "allure_report_dir", None):
+            from harness.report.allure import decorate_test
+
+            try:
+                decorate_test(record, rs.registry, chart_png=out["chart_png"], agent_log=out["agent_log_text"])
+            except SecretLeak as leak:
+                writer.leaks.append(leak)
+        for leak in writer.leaks[leaks_before:]:
+            _fail_report(report, f"drill report: {leak}")
+    except DrillsError as exc:
+        rs.problems.append(f"{item.nodeid}: {exc}")
+        _fail_report(report, f"drill report: {exc}")
+        return
+    rs.records.append(record)
+    rs.raw.append(result)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for dist in ("agent-drills", "pytest", "web3", "py-evm", "eth-tester", "allure-pytest", "matplotlib"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def build_run(rs: ReportSession) -> RunRecord:
+    first = rs.raw[0] if rs.raw else None
+    return RunRecord(
+        run_id=rs.run_id, started_at=round(rs.started_at, 3), ended_at=round(clock.wall(), 3),
+        chain_backend=getattr(first, "chain_backend", None), agent_command=tuple(getattr(first, "agent_cmd", ()) or ()),
+        versions=_versions(), budget_scale=float(getattr(first, "budget_scale", 1.0) or 1.0), gate=rs.gate,
+        drills=tuple(rs.records),
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    rs = session.config.stash.get(REPORT, None)
+    if rs is None or not rs.records:
+        return
+    writer = rs.get_writer()
+    run = build_run(rs)
+    try:
+        past = rs.history()
+        writer.finish(run, past)
+        alluredir = getattr(session.config.option, "allure_report_dir", None)
+        if alluredir:
+            from harness.report.allure import sweep_results_dir, write_results_extras
+
+            try:
+                write_results_extras(Path(alluredir), run, rs.registry)
+            except SecretLeak as leak:
+                writer.leaks.append(leak)
+            for name in sweep_results_dir(Path(alluredir), rs.registry):
+                rs.problems.append(f"removed {name} from the Allure results: it held one of the run's private keys")
+    except (RecordError, DrillsError) as exc:
+        rs.problems.append(str(exc))
+    rs.problems.extend(str(leak) for leak in writer.leaks if str(leak) not in rs.problems)
+    if rs.problems and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    rs = config.stash.get(REPORT, None)
+    if rs is None or not rs.records:
+        return
+    tr = terminalreporter
+    tr.section("drill report")
+    readme = rs.root / rs.run_id / "README.md"
+    if readme.is_file():
+        shown = os.path.relpath(readme, config.invocation_params.dir)
+        tr.write_line(f"report: {readme if shown.startswith('..') else shown}")
+    for problem in rs.problems:
+        tr.write_line(f"FAILED: {problem}", red=True)

@@ -1,0 +1,78 @@
+"""README.md, status updates, post-mortems and notices, rendered from drill records."""
+
+from __future__ import annotations
+
+import re
+
+from drilldata import NEW, rpc_down, wallet_compromise
+
+from harness.report.adapter import record_from_result
+from harness.report.markdown import render_notice, render_postmortem, render_readme, render_status_update
+from harness.report.model import RunRecord
+
+STATUS_FIELDS = ["Incident ID", "Severity", "Status", "Started", "Summary", "Impact", "Actions taken", "Next steps", "ETA"]
+POSTMORTEM_SECTIONS = ["Summary", "Timeline", "Root Cause", "Impact", "What Went Well", "What Went Wrong",
+                       "Action Items", "Lessons Learned"]
+
+
+def _readme(*results) -> str:
+    drills = tuple(record_from_result(r) for r in results)
+    run = RunRecord(run_id="r1", started_at=drills[0].started_at, ended_at=drills[0].started_at + 60,
+                    chain_backend="anvil", agent_command=("python", "-m", "agent"), drills=drills)
+    return render_readme(run)
+
+
+def test_every_incident_gets_a_status_update_with_all_fields() -> None:
+    d = record_from_result(wallet_compromise())
+    text = render_status_update(d, d.incidents[0])
+    for field in STATUS_FIELDS:
+        assert re.search(rf"^- \*\*{field}:\*\* \S", text, re.M), field
+    assert "- **Incident ID:** INC-2026-11-28-001" in text
+    assert "- **Severity:** SEV-1 (policy response target 5 min)" in text
+    assert "- **Status:** resolved" in text
+    assert "swept ETH to cold wallet (t0+3.00 s)" in text
+    assert "- **ETA:** resolved at" in text
+
+
+def test_an_unresolved_incident_says_so_in_next_steps_and_eta() -> None:
+    d = record_from_result(wallet_compromise(late=True))
+    text = render_status_update(d, d.incidents[0])
+    assert "- **Status:** contained" in text
+    assert "Incident still contained when the drill ended; The damage was not contained in time" in text
+    assert "- **ETA:** unknown: not resolved" in text
+
+
+def test_the_postmortem_follows_the_template_and_turns_failed_checks_into_action_items() -> None:
+    d = record_from_result(wallet_compromise(late=True))
+    text = render_postmortem(d)
+    headings = re.findall(r"^#### (.+)$", text, re.M)
+    assert headings == POSTMORTEM_SECTIONS
+    items = re.findall(r"^- \[ \] (.+)$", text, re.M)
+    assert any(i.startswith("Contain sooner: no sweep to the cold wallet within 10.0 s") for i in items), items
+    assert any(i.startswith("Fix: deadlines missed within allowance: 1 missed") for i in items), items
+    assert "fault injected (key_leak)" in text and "Injected by the drill: `key_leak` (drain_every=0.5)" in text
+    assert "draft incomplete: an incident was not resolved" in text
+
+
+def test_the_readme_shows_metrics_drills_and_by_how_much_a_budget_was_missed() -> None:
+    slow = rpc_down(mttd=7.25)  # detected, but 2.25 s after the 5 s budget
+    text = _readme(wallet_compromise(late=True), rpc_down(missed=True), slow)
+    assert "## Incident metrics" in text and "| Mean time to detect (MTTD) |" in text and "< 5 min" in text
+    assert "| Post-mortems complete (SEV-1/SEV-2) | 0 of 1 (0%) |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| [test_")]
+    assert len(rows) == 3
+    assert "❌ failed" in rows[0] and "none / 10.0 s" in rows[0] and "The damage was not contained in time" in rows[0]
+    assert "The agent did not raise the expected incident in time: no rpc_failure alert at SEV-3" in rows[1]
+    assert "7.25 s / 5.00 s (**2.25 s over**)" in rows[2]
+    assert text.count("#### Status update: ") == 2
+    assert "### Post-mortem (draft): test_leaked_key_is_swept" in text
+    assert "pytest scenarios/test_wallet.py::test_leaked_key_is_swept" in text
+
+
+def test_a_drill_that_touched_escrows_gets_an_external_notice() -> None:
+    d = record_from_result(wallet_compromise())
+    notice = render_notice(d)
+    assert notice is not None
+    assert "1 escrow deadline(s) were missed; 1 escrow(s) expired" in notice
+    assert f"1 open escrow(s) were reassigned to {NEW}" in notice
+    assert render_notice(record_from_result(rpc_down())) is None
