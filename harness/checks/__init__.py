@@ -1,0 +1,1 @@
+"""Verdicts of a drill: metrics from the timeline, budgets from config, invariants on ground truth."""

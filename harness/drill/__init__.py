@@ -1,0 +1,1 @@
+"""The drill engine: a world per drill, the Drill API scenarios use, and its pytest plugin."""

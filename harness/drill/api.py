@@ -1,0 +1,449 @@
+"""The ``Drill`` object a scenario drives, phase by phase.
+
+    drill.steady_state()
+    fault = drill.inject(SomeFault(...))
+    drill.expect_detection("rpc_failure", severity="SEV-3")
+    drill.expect_containment(failed_over(), proofs_landing(2))
+    drill.heal(fault)
+    drill.expect_recovery()
+    drill.verify()
+
+Budgets (``within``) are measured from the injection (t0), as MTTD and MTTR are, and default to the
+scenario's configured budget. Every wait polls a condition until a deadline and, when it times out,
+says what it waited for and what it saw last. Each wait also checks the stop conditions (hard time
+limit, value at risk) and aborts the drill when one is passed; cleanup runs regardless.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from harness import clock
+from harness.checks import invariants as inv
+from harness.checks.budgets import POLICY, Budget, PolicyTargets
+from harness.checks.metrics import compute, first_alert, incidents
+from harness.drill.context import DrillContext
+from harness.drill.predicates import Predicate, Probe, Seen, fmt_eth, proxy_traffic
+from harness.drill.result import DrillResult
+from harness.errors import (
+    AgentStartError,
+    ContainmentFailed,
+    DetectionMissed,
+    DrillAborted,
+    DrillFailure,
+    DrillsError,
+    InvariantBroken,
+    RecoveryFailed,
+    UsageError,
+)
+from harness.faults.base import Fault
+from harness.observe.alerts import KINDS, SEVERITIES
+
+__all__ = ["Drill", "classify"]
+
+
+def check_kind(kind: str) -> None:
+    """Raise UsageError (with a suggestion) unless ``kind`` is an incident kind of the contract."""
+    _check_kind(kind)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        close = difflib.get_close_matches(kind, sorted(KINDS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; the contract's kinds are {', '.join(sorted(KINDS))}"
+        raise UsageError(f"unknown incident kind {kind!r}{hint}")
+
+
+def _check_severity(severity: str) -> None:
+    if severity not in SEVERITIES:
+        raise UsageError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)} (SEV-1 is the most severe)")
+
+
+def classify(exc: BaseException | None) -> tuple[str, str | None, str | None]:
+    """(status, category, message) of a drill that ended with ``exc`` (None: it passed)."""
+    if exc is None:
+        return "passed", None, None
+    if isinstance(exc, DrillAborted):
+        return "aborted", "aborted", exc.reason
+    if isinstance(exc, DrillFailure):
+        return "failed", exc.category, str(exc)
+    if isinstance(exc, AgentStartError):
+        return "error", "not_steady", str(exc)
+    if isinstance(exc, AssertionError) or type(exc).__name__ == "Failed":  # assert, or pytest.fail()
+        return "failed", "failed", str(exc) or "assertion failed"
+    if isinstance(exc, KeyboardInterrupt):
+        return "aborted", "aborted", "interrupted (Ctrl-C)"
+    return "error", "harness_error", f"{type(exc).__name__}: {exc}"
+
+
+class Drill:
+    """One drill against one agent; built by the ``drill`` fixture (see the module docstring)."""
+
+    def __init__(
+        self,
+        ctx: DrillContext,
+        *,
+        name: str,
+        scenario: str,
+        budget: Budget,
+        playbook: str | None = None,
+        incident: str | None = None,
+        family: str | None = None,
+        policy: PolicyTargets = POLICY,
+        steady_proofs: int = 2,
+        poll: float = 0.1,
+    ) -> None:
+        if incident is not None:
+            _check_kind(incident)
+        self.ctx = ctx
+        self.name = name
+        self.scenario = scenario
+        self.budget = budget
+        self.playbook = playbook
+        self.incident = incident
+        self.family = family
+        self.policy = policy
+        self.steady_proofs = steady_proofs
+        self.poll = poll
+        self.t_start = clock.now()
+        self.t0: float | None = None
+        self.faults: list[Fault] = []
+        self.incident_id: str | None = None
+        self.detected_severity: str | None = None
+        self.contained_t: float | None = None
+        self.recovered_t: float | None = None
+        self.last_heal_t: float | None = None
+        self.invariant_results: list[inv.InvariantResult] | None = None
+        self._traffic_at_t0: dict[str, float] = {}
+        #: the command that re-runs just this drill (set by the pytest plugin)
+        self.rerun = ""
+
+    # -- helpers -----------------------------------------------------------------------------------
+    @property
+    def timeline(self) -> Any:
+        return self.ctx.timeline
+
+    def _phase(self, event_kind: str, /, **data: Any) -> None:
+        self.ctx.timeline.record(event_kind, "drill", **data)
+
+    def _check_stop(self) -> None:
+        elapsed = clock.now() - self.t_start
+        if elapsed > self.budget.time_limit:
+            self._abort(f"hard time limit of {self.budget.time_limit:.0f} s passed ({elapsed:.1f} s into the drill)")
+        if self.ctx.watcher is not None:
+            lost = inv.money(self.ctx).lost_wei
+            if lost > self.budget.value_at_risk_wei:
+                self._abort(f"value at risk: {fmt_eth(lost)} lost, over the limit of {fmt_eth(self.budget.value_at_risk_wei)}")
+
+    def _abort(self, reason: str) -> None:
+        self._phase("drill.aborted", reason=reason)
+        raise DrillAborted(reason)
+
+    def _wait(self, check: Callable[[], tuple[bool, str]], deadline: float) -> tuple[bool, str]:
+        """Evaluate ``check`` until it holds or ``deadline`` passes; wake early on any new event."""
+        while True:
+            self._check_stop()
+            ok, seen = check()
+            if ok:
+                return True, seen
+            left = deadline - clock.now()
+            if left <= 0:
+                return False, seen
+            mark = clock.now()
+            self.ctx.timeline.wait_for(lambda e: True, timeout=min(self.poll, left), after=mark + 1e-9)
+
+    def _need_t0(self, what: str) -> float:
+        if self.t0 is None:
+            raise UsageError(f"{what} needs a fault: call drill.inject(fault) first")
+        return self.t0
+
+    def _probe(self) -> Probe:
+        return Probe(ctx=self.ctx, since=self.t0 if self.t0 is not None else self.t_start,
+                     traffic_at_since=self._traffic_at_t0, fault=self.faults[-1] if self.faults else None)
+
+    def _scrub(self, text: str) -> str:
+        for key in self.ctx.secrets:
+            bare = key.lower().removeprefix("0x")
+            text = text.replace(bare, "<redacted>").replace(bare.upper(), "<redacted>")
+        return text
+
+    def _health_text(self) -> str:
+        h = self.ctx.health.last if self.ctx.health else None
+        if h is None:
+            return "health unreachable"
+        return f"health status={h.get('status')!r} mode={h.get('mode')!r}"
+
+    def _alerts_since(self, t: float) -> str:
+        evs = [e for e in self.ctx.timeline.events("alert") if e.t >= t]
+        if not evs:
+            return "no alert since injection"
+        shown = ", ".join(f"{e.data.get('kind')} {e.data.get('severity')} {e.data.get('status')} at +{e.t - t:.1f} s" for e in evs[:5])
+        more = f" and {len(evs) - 5} more" if len(evs) > 5 else ""
+        return f"alerts since injection: {shown}{more}"
+
+    # -- phases --------------------------------------------------------------------------------------
+    def steady_state(self, *, timeout: float = 30.0, proofs: int | None = None) -> None:
+        """Wait until the agent is healthy, has proven ``proofs`` escrows and has no incident open.
+
+        Not reaching it is an error of the drill (AgentStartError), not a failure of the agent's response.
+        """
+        need = self.steady_proofs if proofs is None else proofs
+        started = clock.now()
+
+        def check() -> tuple[bool, str]:
+            h = self.ctx.health.last if self.ctx.health else None
+            proven = len(self.ctx.watcher.proven(self.t_start)) if self.ctx.watcher else 0
+            open_inc = [i.incident_id for i in incidents(self.ctx.timeline.events("alert")) if i.open]
+            ok = h is not None and h.get("status") == "ok" and proven >= need and not open_inc
+            return ok, (f"{self._health_text()}; {proven} of {need} escrows proven; "
+                        f"open incidents: {', '.join(open_inc) or 'none'}; {self.ctx.agent.restarts if self.ctx.agent else 0} restart(s)")
+
+        ok, seen = self._wait(check, started + timeout)
+        if not ok:
+            tail = "\n".join(self.ctx.agent.output_text().splitlines()[-8:]) if self.ctx.agent else ""
+            raise AgentStartError(self._scrub(
+                f"the agent did not reach steady state within {timeout:.1f} s ({seen}); "
+                f"last lines of its output:\n{tail or '(nothing)'}"
+            ))
+        self._phase("drill.steady", took=round(clock.now() - started, 3), seen=seen)
+
+    def inject(self, fault: Fault) -> Fault:
+        """Bind ``fault`` to this drill, inject it (t0 = the first injection) and register its heal."""
+        if not isinstance(fault, Fault):
+            raise UsageError(f"drill.inject() takes a harness.faults Fault, got {type(fault).__name__}")
+        fault.bind(self.ctx)
+        self._traffic_at_t0 = proxy_traffic(self.ctx.proxy_api_url)
+        self.ctx.cleanup.callback(self._heal_quietly, fault)
+        # t0 is the moment the injection starts: a fault may act inside inject() (a first theft)
+        # before its own fault.inject event is recorded.
+        start = self.ctx.timeline.record("drill.inject", "drill", fault=fault.name, family=fault.family)
+        fault.inject()
+        if self.t0 is None:
+            self.t0 = start.t
+        self.faults.append(fault)
+        return fault
+
+    def _heal_quietly(self, fault: Fault) -> None:
+        try:
+            fault.heal()
+        except Exception as exc:  # cleanup goes on; the timeline keeps the trace
+            self.ctx.timeline.record("harness.error", "drill", where=f"heal {fault.name}", error=repr(exc))
+
+    def expect_detection(self, kind: str, severity: str = "SEV-3", *, within: float | None = None) -> dict[str, Any]:
+        """Wait for the first ``kind`` alert at ``severity`` or above; MTTD is its arrival minus t0."""
+        _check_kind(kind)
+        _check_severity(severity)
+        t0 = self._need_t0("expect_detection")
+        within = self.budget.detect if within is None else within * self.budget.scale
+
+        def check() -> tuple[bool, str]:
+            ev = first_alert(self.ctx.timeline.events("alert"), kind, severity, after=t0)
+            return (ev is not None), self._alerts_since(t0)
+
+        ok, seen = self._wait(check, t0 + within)
+        if not ok:
+            raise DetectionMissed(f"no {kind} alert at {severity} or above within {within:.1f} s of injection ({seen})")
+        ev = first_alert(self.ctx.timeline.events("alert"), kind, severity, after=t0)
+        assert ev is not None
+        self.incident_id = str(ev.data["incident_id"])
+        self.detected_severity = str(ev.data["severity"])
+        self._phase("drill.detected", kind=kind, severity=self.detected_severity, incident_id=self.incident_id, mttd=round(ev.t - t0, 3))
+        return dict(ev.data)
+
+    def expect_containment(self, *predicates: Predicate, within: float | None = None) -> float:
+        """Wait until every predicate holds at once; returns the time to contain (seconds from t0)."""
+        if not predicates:
+            raise UsageError("expect_containment needs at least one predicate, e.g. swept_to_cold_wallet()")
+        for p in predicates:
+            if not isinstance(p, Predicate):
+                raise UsageError(f"expect_containment takes predicates from harness.drill.predicates, got {p!r}")
+        t0 = self._need_t0("expect_containment")
+        within = self.budget.contain if within is None else within * self.budget.scale
+        probe = self._probe()
+        last: list[tuple[Predicate, Seen]] = []
+
+        def check() -> tuple[bool, str]:
+            nonlocal last
+            last = [(p, p(probe)) for p in predicates]
+            return all(s.ok for _, s in last), "; ".join(f"{p.name}: {s.seen}" for p, s in last)
+
+        ok, _seen = self._wait(check, t0 + within)
+        if not ok:
+            missing = "; ".join(f"{p.failure} within {within:.1f} s ({s.seen})" for p, s in last if not s.ok)
+            raise ContainmentFailed(missing)
+        self.contained_t = clock.now()
+        took = round(self.contained_t - t0, 3)
+        self._phase("drill.contained", time_to_contain=took, predicates=[p.name for p in predicates])
+        return took
+
+    def wait_until(self, *predicates: Predicate, within: float) -> None:
+        """Wait for predicates without recording a phase (for steps between phases); raises ContainmentFailed."""
+        probe = self._probe()
+        last: list[tuple[Predicate, Seen]] = []
+
+        def check() -> tuple[bool, str]:
+            nonlocal last
+            last = [(p, p(probe)) for p in predicates]
+            return all(s.ok for _, s in last), ""
+
+        ok, _ = self._wait(check, clock.now() + within * self.budget.scale)
+        if not ok:
+            raise ContainmentFailed("; ".join(f"{p.failure} within {within:.1f} s ({s.seen})" for p, s in last if not s.ok))
+
+    def heal(self, fault: Fault | None = None) -> None:
+        """Undo ``fault`` (default: the last one injected)."""
+        if fault is None:
+            active = [f for f in self.faults if f.active]
+            if not active:
+                raise UsageError("drill.heal() found no active fault to heal")
+            fault = active[-1]
+        ev = fault.heal()
+        self.last_heal_t = ev.t if ev is not None else clock.now()
+
+    def expect_recovery(self, *, within: float | None = None, proofs: int | None = None) -> float:
+        """Wait for the incident's ``resolved`` event and steady state again; returns MTTR (seconds from t0)."""
+        t0 = self._need_t0("expect_recovery")
+        within = self.budget.recover if within is None else within * self.budget.scale
+        need = self.steady_proofs if proofs is None else proofs
+
+        def check() -> tuple[bool, str]:
+            if self.incident_id is None and self.incident is not None:
+                ev = first_alert(self.ctx.timeline.events("alert"), self.incident, "SEV-4", after=t0)
+                if ev is not None:
+                    self.incident_id = str(ev.data["incident_id"])
+            since = self.last_heal_t or t0
+            proven = len(self.ctx.watcher.proven(since))
+            h = self.ctx.health.last if self.ctx.health else None
+            parts = []
+            resolved = False
+            if self.incident_id is None:
+                parts.append("no incident was reported to resolve")
+            else:
+                evs = [e for e in self.ctx.timeline.events("alert") if e.data.get("incident_id") == self.incident_id]
+                resolved = any(e.data.get("status") == "resolved" for e in evs)
+                last_status = evs[-1].data.get("status") if evs else "none"
+                parts.append(f"incident {self.incident_id} {'resolved' if resolved else f'not resolved (last status: {last_status})'}")
+            parts.append(f"{proven} of {need} proofs since {'the heal' if self.last_heal_t else 'injection'}")
+            parts.append(self._health_text())
+            ok = resolved and proven >= need and h is not None and h.get("status") == "ok"
+            return ok, "; ".join(parts)
+
+        ok, seen = self._wait(check, t0 + within)
+        if not ok:
+            raise RecoveryFailed(f"no recovery within {within:.1f} s of injection ({seen})")
+        self.recovered_t = clock.now()
+        mttr = round(self.recovered_t - t0, 3)
+        self._phase("drill.recovered", mttr=mttr, incident_id=self.incident_id)
+        return mttr
+
+    def _at_risk(self, events: list[Any]) -> int:
+        """ETH the agent's addresses held when the fault was injected (what a compromise could take)."""
+        t = self.t0 if self.t0 is not None else clock.now()
+        snap = [e for e in events if e.kind == "chain.balances" and e.t <= t]
+        if not snap:
+            return 0
+        balances = snap[-1].data.get("balances", {})
+        return sum(int(b.get("eth", 0)) for a, b in balances.items() if a in self.ctx.agent_addresses)
+
+    def probe_monitoring(self, *, timeout: float = 5.0) -> bool:
+        """Report a manual incident through the operator API and wait for its alert (recorded)."""
+        url = self.ctx.control_url + "/operator/incident"
+        headers = {"Authorization": f"Bearer {self.ctx.operator_token}"}
+        body = {"summary": "end-of-drill monitoring probe", "severity": "SEV-4"}
+        deadline = clock.now() + timeout
+        error = "no answer"
+        while clock.now() < deadline:
+            sent = clock.now()
+            try:
+                resp = requests.post(url, json=body, headers=headers, timeout=2)
+                if resp.status_code == 201 and isinstance(resp.json(), dict) and resp.json().get("incident_id"):
+                    inc = str(resp.json()["incident_id"])
+                    self._phase("drill.probe", ok=True, incident_id=inc, sent=sent)
+                    got = self.ctx.timeline.wait_for(
+                        lambda e, inc=inc: e.kind == "alert" and e.data.get("incident_id") == inc, max(0.5, deadline - clock.now())
+                    )
+                    return got is not None
+                error = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                if resp.status_code not in (429, 503):
+                    break
+            except (requests.RequestException, ValueError) as exc:
+                error = f"{type(exc).__name__}"
+            time.sleep(0.2)  # between retries of a refused probe, not a wait for a condition
+        self._phase("drill.probe", ok=False, error=error)
+        return False
+
+    def verify(self) -> list[inv.InvariantResult]:
+        """Probe monitoring, then check every invariant; raise InvariantBroken listing the failed ones."""
+        self._check_stop()
+        self.probe_monitoring(timeout=5.0 * self.budget.scale)
+        results = self.check_invariants()
+        failed = [r for r in results if r.verdict == inv.FAILED]
+        self._phase("drill.verified", verdict=inv.worst([r.verdict for r in results]),
+                    failed=[r.name for r in failed])
+        if failed:
+            raise InvariantBroken("; ".join(f"{r.name}: {r.message}" for r in failed))
+        return results
+
+    def check_invariants(self) -> list[inv.InvariantResult]:
+        if self.ctx.watcher is not None:
+            try:
+                self.ctx.watcher.poll_once()
+            except Exception as exc:  # a stalled chain: judge on what was seen
+                self.ctx.timeline.record("harness.warning", "drill", where="final chain poll", error=repr(exc))
+        run = inv.RunInfo(t_start=self.t_start, t0=self.t0, deadline_misses_allowed=self.budget.deadline_misses)
+        self.invariant_results = inv.check_all(self.ctx, run)
+        return self.invariant_results
+
+    # -- the record ----------------------------------------------------------------------------------
+    def result(self, exc: BaseException | None, *, rerun: str = "", overhead: float = 0.0,
+               agent_cmd: tuple[str, ...] = ()) -> DrillResult:
+        status, category, message = classify(exc)
+        if message:
+            message = self._scrub(message)
+        invariants = self.invariant_results
+        if invariants is None and isinstance(exc, KeyboardInterrupt):
+            invariants = [inv.InvariantResult("invariants", inv.UNKNOWN, "not checked: the drill was interrupted")]
+        if invariants is None:
+            try:
+                invariants = self.check_invariants()
+            except DrillsError as err:
+                invariants = [inv.InvariantResult("invariants", inv.UNKNOWN, f"not checked: {err}")]
+        m = compute(self.ctx.timeline, kind=self.incident)
+        w = self.ctx.watcher
+        try:
+            money = inv.money(self.ctx)
+        except Exception:  # a broken watcher should not hide the verdict
+            money = inv.Money()
+        t0 = self.t0
+        events = self.ctx.timeline.events()
+        funds = money.to_json()
+        funds["at_risk_wei"] = self._at_risk(events)
+        escrows = {
+            "opened": len(w.escrows) if w else 0,
+            "proven": len(w.proven()) if w else 0,
+            "expired": len(w.expired()) if w else 0,
+        }
+        return DrillResult(
+            name=self.name, scenario=self.scenario, playbook=self.playbook, family=self.family,
+            fault=repr(self.faults[0]) if self.faults else None,
+            faults=tuple({"name": f.name, "family": f.family, "repr": repr(f)} for f in self.faults),
+            expected_incident=self.incident, status=status, category=category, message=message,
+            t_start=self.t_start, t0=t0, mttd=m.mttd, time_to_contain=m.time_to_contain, mttr=m.mttr,
+            incident_id=self.incident_id or m.incident_id, detected_severity=self.detected_severity or m.detected_severity,
+            budget=self.budget.to_json(), policy=self.policy.to_json(),
+            incidents=tuple(i.to_json(t0) for i in incidents(events)),
+            invariants=tuple(r.to_json() for r in invariants),
+            funds=funds, escrows=escrows, gas_spent_wei=money.gas_wei,
+            harness_overhead_s=round(overhead, 3), duration_s=round(clock.now() - self.t_start, 3),
+            timeline=tuple(e.to_json(t0) for e in events),
+            agent_output=str(self.ctx.agent.output_path) if self.ctx.agent else None,
+            agent_cmd=agent_cmd, restarts=self.ctx.agent.restarts if self.ctx.agent else 0,
+            alert_duplicates=self.ctx.alerts.duplicates if self.ctx.alerts else 0,
+            contract_violations=self.ctx.alerts.violations if self.ctx.alerts else 0,
+            chain_backend=self.ctx.chain.backend, budget_scale=self.budget.scale, rerun=rerun,
+        )

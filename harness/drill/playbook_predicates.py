@@ -1,0 +1,161 @@
+"""Ground-truth predicates that belong to particular faults (for the playbook drills in scenarios/).
+
+They complement ``harness.drill.predicates`` (which the engine owns) with checks that read a
+fault's own record: which transactions the node dropped, which proofs a reorg undid, how the
+control API answered the attacker. Same protocol: ``__call__(probe) -> Seen``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.drill.predicates import Predicate, Probe, Seen
+
+__all__ = [
+    "attacker_blocked",
+    "dropped_txs_resent",
+    "no_work_lost",
+    "not_halted",
+    "reorged_proofs_redone",
+    "using_endpoint",
+]
+
+def _submit_proof_selector() -> str:
+    from eth_utils import function_signature_to_4byte_selector
+
+    return "0x" + function_signature_to_4byte_selector("submitProof(uint256,bytes32)").hex()
+
+
+class using_endpoint(Predicate):
+    """The agent's /health says its active RPC is the URL of ``role`` ("primary", "backup-1")."""
+
+    def __init__(self, role: str = "primary") -> None:
+        self.role = role
+        self.name = f"agent using the {role} RPC"
+        self.failure = f"the agent did not use the {role} RPC"
+
+    def __call__(self, probe: Probe) -> Seen:
+        ctx = probe.ctx
+        url = ctx.endpoint_urls.get(self.role)
+        if url is None:
+            return Seen(False, f"no endpoint {self.role!r} in this drill (roles: {', '.join(ctx.endpoint_urls) or 'none'})")
+        h = ctx.health.last if ctx.health is not None else None
+        if h is None:
+            return Seen(False, "health endpoint unreachable")
+        active = str(h.get("rpc", ""))
+        roles = {u.rstrip("/"): r for r, u in ctx.endpoint_urls.items()}
+        shown = roles.get(active.rstrip("/"), active or "nothing")
+        return Seen(active.rstrip("/") == url.rstrip("/"), f"health says the active RPC is {shown}")
+
+
+class not_halted(Predicate):
+    """The agent is not halted (e.g. an attacker's halt command did not run)."""
+
+    name = "agent not halted"
+    failure = "the agent was halted"
+
+    def __call__(self, probe: Probe) -> Seen:
+        h = probe.ctx.health.last if probe.ctx.health is not None else None
+        if h is None:
+            return Seen(False, "health endpoint unreachable")
+        ok = h.get("mode") != "halted" and h.get("status") != "halted"
+        return Seen(ok, f"health says status={h.get('status')!r} mode={h.get('mode')!r}")
+
+
+class dropped_txs_resent(Predicate):
+    """Every transaction the DroppedTransaction fault dropped was sent again: the same hash mined,
+    or another transaction of the agent mined at the same nonce."""
+
+    name = "dropped transactions rebroadcast"
+    failure = "a dropped transaction was never sent again"
+
+    def __init__(self, fault: Any) -> None:
+        self.fault = fault
+
+    def __call__(self, probe: Probe) -> Seen:
+        ctx = probe.ctx
+        dropped = [e.data for e in ctx.timeline.events("fault.tx_dropped") if e.t >= probe.since]
+        if not dropped:
+            return Seen(False, "the fault has not dropped any transaction yet")
+        missing = []
+        for d in dropped:
+            if ctx.chain.rpc("eth_getTransactionReceipt", d["tx_hash"]) is not None:
+                continue
+            if ctx.chain.nonce(d["sender"], "latest") > int(d["nonce"]):
+                continue  # a replacement (or the same bytes) took the nonce
+            missing.append(f"nonce {d['nonce']}")
+        return Seen(not missing, f"{len(dropped)} dropped, not yet resent and mined: {', '.join(missing) or 'none'}")
+
+
+class attacker_blocked(Predicate):
+    """The control API refuses the attacker's source: its last ``last`` attempts were answered 429."""
+
+    def __init__(self, attack: Any, *, last: int = 3) -> None:
+        self.attack = attack
+        self.last = last
+        self.name = "attacker's source blocked"
+        self.failure = f"the attacker's source ({attack.source}) was not blocked"
+
+    def __call__(self, probe: Probe) -> Seen:
+        answers = [e.data.get("status") for e in probe.ctx.timeline.events("auth.attempt") if e.t >= probe.since]
+        tail = answers[-self.last:]
+        ok = len(tail) == self.last and all(a == 429 for a in tail)
+        counts: dict[str, int] = {}
+        for a in answers:
+            counts[str(a)] = counts.get(str(a), 0) + 1
+        return Seen(ok, f"answers to {len(answers)} attempts: {counts or 'none yet'}; last {tail}")
+
+
+class reorged_proofs_redone(Predicate):
+    """Every escrow whose proof the reorg orphaned is proven again on the new branch."""
+
+    name = "orphaned proofs submitted again"
+    failure = "an escrow whose proof was orphaned by the reorg is not proven again"
+
+    def __init__(self, reorg: Any) -> None:
+        self.reorg = reorg
+
+    def __call__(self, probe: Probe) -> Seen:
+        ctx = probe.ctx
+        selector = _submit_proof_selector()
+        ids = []
+        for tx in self.reorg.orphaned_agent_tx_data:
+            data = str(tx.get("input") or "")
+            if data.startswith(selector):
+                ids.append(int(data[10:74], 16))
+        if not ids:
+            return Seen(True, "the reorg orphaned no proof of the agent")
+        escrow = ctx.deployment.escrow_contract(ctx.chain.w3)
+        states = {i: int(escrow.functions.escrows(i).call()[3]) for i in ids}
+        names = {0: "none", 1: "open", 2: "proven", 3: "expired"}
+        pending = {i: names.get(s, str(s)) for i, s in states.items() if s != 2}
+        ok = not pending
+        return Seen(ok, f"escrows whose proof was orphaned: {sorted(ids)}; not proven again: {pending or 'none'}")
+
+
+class no_work_lost(Predicate):
+    """Every escrow opened for the agent more than ``grace`` seconds ago is proven.
+
+    After a restart or a rebuilt state the agent must pick up the escrows opened while it was down
+    (and those it was proving when it died); an agent that starts reading the chain at its head
+    leaves them open until they expire.
+    """
+
+    name = "no work lost"
+    failure = "escrows opened for the agent were left unproven"
+
+    def __init__(self, *, grace: float = 3.0) -> None:
+        self.grace = grace
+
+    def __call__(self, probe: Probe) -> Seen:
+        from harness import clock
+
+        w, ctx = probe.watcher, probe.ctx
+        mine = {a.lower() for a in ctx.agent_addresses}
+        cutoff = clock.now() - self.grace
+        with w.lock:
+            escrows = list(w.escrows.values())
+        due = [e for e in escrows if e.agent.lower() in mine and e.opened_t <= cutoff]
+        left = sorted(e.id for e in due if e.state != "proven")
+        shown = ", ".join(f"#{i}" for i in left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
+        return Seen(not left, f"{len(due)} escrow(s) opened more than {self.grace:g} s ago, not proven: {shown or 'none'}")

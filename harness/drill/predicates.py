@@ -1,0 +1,360 @@
+"""Named ground-truth predicates for ``Drill.expect_containment``.
+
+Each predicate looks at the chain (through the chain watcher), the proxies' counters or the agent's
+health and says whether it holds and what it saw, so a wait that times out can say e.g. "no sweep
+to the cold wallet within 10.0 s (cold wallet received 0 ETH; hot wallet holds 4.9 ETH)".
+A predicate is built in the scenario (``swept_to_cold_wallet()``) and evaluated by the drill many
+times against a ``Probe``; it may keep state between evaluations (a quiet window, a baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness import clock
+
+if TYPE_CHECKING:
+    from harness.drill.context import DrillContext
+
+__all__ = [
+    "Probe", "Seen", "Predicate", "fmt_eth", "proxy_traffic",
+    "swept_to_cold_wallet", "allowance_revoked", "new_address_announced", "key_retired", "no_outgoing_from",
+    "traffic_on", "failed_over", "proofs_landing", "halted", "in_mode", "pending_queue_drained",
+    "no_nonce_gap", "replaced_with_fee_bump", "reverts_at_most", "healthy", "restarted",
+]
+
+
+def fmt_eth(wei: int) -> str:
+    if wei == 0:
+        return "0 ETH"
+    if abs(wei) < 10**12:
+        return f"{wei} wei"
+    return f"{wei / 10**18:.4g} ETH"
+
+
+def proxy_traffic(api_url: str | None) -> dict[str, float]:
+    """Bytes received by each proxy so far (from the proxy server's Prometheus /metrics)."""
+    if not api_url:
+        return {}
+    try:
+        text = requests.get(api_url + "/metrics", timeout=2).text
+    except requests.RequestException:
+        return {}
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("toxiproxy_proxy_received_bytes") and "proxy" in sample.labels:
+                name = sample.labels["proxy"]
+                out[name] = out.get(name, 0.0) + sample.value
+    return out
+
+
+@dataclass
+class Probe:
+    """What a predicate may read: the world, and the moment the fault under test was injected."""
+
+    ctx: DrillContext
+    since: float  # harness time of the injection (or of the drill's start)
+    traffic_at_since: dict[str, float] = field(default_factory=dict)
+    fault: Any = None
+
+    @property
+    def watcher(self) -> Any:
+        return self.ctx.watcher
+
+
+@dataclass(frozen=True)
+class Seen:
+    ok: bool
+    seen: str  # what was observed, for the failure message
+
+
+class Predicate:
+    """Base class. ``name`` reads as the expectation, ``failure`` as its absence."""
+
+    name = "predicate"
+    failure = "predicate did not hold"
+
+    def __call__(self, probe: Probe) -> Seen:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _agent_outgoing(probe: Probe, address: str, since: float) -> list[Any]:
+    """Transactions from ``address`` since ``since`` that the harness did not make itself."""
+    attackers = {a.lower() for a in probe.ctx.attacker_addresses}
+    return [
+        tx for tx in probe.watcher.agent_txs(since)
+        if tx.sender == address and tx.hash.lower() not in probe.ctx.harness_txs
+        and (tx.to or "").lower() not in attackers and (tx.arg_address or "").lower() not in attackers
+    ]
+
+
+class swept_to_cold_wallet(Predicate):
+    """The cold wallet received ETH since injection and the hot wallet is left with dust at most."""
+
+    name = "funds swept to the cold wallet"
+    failure = "no sweep to the cold wallet"
+
+    def __init__(self, *, dust_eth: float = 0.05, tokens: bool = False) -> None:
+        self.dust = int(dust_eth * 10**18)
+        self.tokens = tokens
+        self._cold_start: int | None = None
+
+    def __call__(self, probe: Probe) -> Seen:
+        w, ctx = probe.watcher, probe.ctx
+        initial = w.initial_balances.get(ctx.cold_wallet, {}).get("eth", 0)
+        received = ctx.chain.balance(ctx.cold_wallet) - initial
+        hot = ctx.chain.balance(ctx.hot_address)
+        ok = received > 0 and hot <= self.dust
+        seen = f"cold wallet received {fmt_eth(received)}; hot wallet holds {fmt_eth(hot)}"
+        if self.tokens:
+            hot_tokens = ctx.deployment.token_contract(ctx.chain.w3).functions.balanceOf(ctx.hot_address).call()
+            ok = ok and hot_tokens == 0
+            seen += f", {hot_tokens / 10**18:g} DRILL"
+        return Seen(ok, seen)
+
+
+class allowance_revoked(Predicate):
+    """The old hot address's token allowance to the escrow is zero."""
+
+    name = "escrow allowance revoked"
+    failure = "the escrow allowance was not revoked"
+
+    def __call__(self, probe: Probe) -> Seen:
+        ctx = probe.ctx
+        token = ctx.deployment.token_contract(ctx.chain.w3)
+        value = token.functions.allowance(ctx.hot_address, ctx.deployment.escrow).call()
+        return Seen(value == 0, f"allowance of the hot wallet to the escrow is {value}")
+
+
+class new_address_announced(Predicate):
+    name = "a new hot address announced"
+    failure = "no new hot address announced (details.new_address)"
+
+    def __call__(self, probe: Probe) -> Seen:
+        new = probe.ctx.new_addresses()
+        return Seen(bool(new), f"announced: {', '.join(new) or 'none'}")
+
+
+class no_outgoing_from(Predicate):
+    """No transaction by the agent from ``address`` (default: the original hot address) for ``quiet`` seconds.
+
+    Transactions the harness or an attacker made with the same key do not count.
+    """
+
+    name = "no further transactions from the old key"
+    failure = "the agent kept sending from the old key"
+
+    def __init__(self, address: str | None = None, *, quiet: float = 2.0) -> None:
+        self.address = address
+        self.quiet = quiet
+
+    def __call__(self, probe: Probe) -> Seen:
+        address = self.address or probe.ctx.hot_address
+        txs = _agent_outgoing(probe, address, probe.since)
+        last = max((tx.t for tx in txs), default=probe.since)
+        quiet_for = clock.now() - last
+        ok = quiet_for >= self.quiet
+        return Seen(ok, f"{len(txs)} transaction(s) from {address} since injection, last {quiet_for:.1f} s ago (need {self.quiet:g} s quiet)")
+
+
+class key_retired(Predicate):
+    """A new address is announced and the agent no longer sends from the leaked one."""
+
+    name = "leaked key retired"
+    failure = "the leaked key was not retired"
+
+    def __init__(self, leak: Any = None, *, quiet: float = 2.0) -> None:
+        self._announced = new_address_announced()
+        self._quiet = no_outgoing_from(quiet=quiet)
+
+    def __call__(self, probe: Probe) -> Seen:
+        a, q = self._announced(probe), self._quiet(probe)
+        return Seen(a.ok and q.ok, f"{a.seen}; {q.seen}")
+
+
+class traffic_on(Predicate):
+    """The proxy of ``endpoint`` ("primary", "backup-1") carried at least ``min_bytes`` since injection."""
+
+    failure = "no traffic on the endpoint"
+
+    def __init__(self, endpoint: str = "backup-1", *, min_bytes: int = 1) -> None:
+        self.endpoint = endpoint
+        self.min_bytes = min_bytes
+        self.name = f"traffic on {endpoint}"
+        self.failure = f"no traffic on {endpoint}"
+
+    def __call__(self, probe: Probe) -> Seen:
+        ctx = probe.ctx
+        if not ctx.proxy_api_url:
+            return Seen(False, "no fault proxy in this drill, so traffic per endpoint cannot be measured")
+        name = ctx.endpoints.get(self.endpoint, self.endpoint)
+        now = proxy_traffic(ctx.proxy_api_url)
+        moved = now.get(name, 0.0) - probe.traffic_at_since.get(name, 0.0)
+        return Seen(moved >= self.min_bytes, f"{name} received {moved:.0f} bytes since injection")
+
+
+class proofs_landing(Predicate):
+    """At least ``count`` escrows proven (on time: the contract refuses late proofs) since injection."""
+
+    def __init__(self, count: int = 1) -> None:
+        self.count = count
+        self.name = f"{count} proof(s) landing"
+        self.failure = f"fewer than {count} proof(s) landed"
+
+    def __call__(self, probe: Probe) -> Seen:
+        proven = probe.watcher.proven(probe.since)
+        expired = probe.watcher.expired(probe.since)
+        return Seen(len(proven) >= self.count, f"{len(proven)} proven, {len(expired)} expired since injection")
+
+
+class failed_over(Predicate):
+    """Traffic on the backup since injection and proofs landing again."""
+
+    def __init__(self, to: str = "backup-1", *, proofs: int = 1) -> None:
+        self._traffic = traffic_on(to)
+        self._proofs = proofs_landing(proofs)
+        self.name = f"failed over to {to}"
+        self.failure = f"no failover to {to}"
+
+    def __call__(self, probe: Probe) -> Seen:
+        t, p = self._traffic(probe), self._proofs(probe)
+        return Seen(t.ok and p.ok, f"{t.seen}; {p.seen}")
+
+
+def _health(probe: Probe) -> dict[str, Any] | None:
+    poller = probe.ctx.health
+    return poller.last if poller is not None else None
+
+
+class in_mode(Predicate):
+    """The agent's /health reports one of ``modes`` (e.g. "safe", "paused")."""
+
+    def __init__(self, *modes: str) -> None:
+        self.modes = modes
+        self.name = f"agent in mode {'/'.join(modes)}"
+        self.failure = f"the agent never reported mode {'/'.join(modes)}"
+
+    def __call__(self, probe: Probe) -> Seen:
+        h = _health(probe)
+        if h is None:
+            return Seen(False, "health endpoint unreachable")
+        return Seen(h.get("mode") in self.modes, f"health says status={h.get('status')!r} mode={h.get('mode')!r}")
+
+
+class halted(Predicate):
+    """Health says halted and nothing was sent from the agent's addresses for ``quiet`` seconds."""
+
+    name = "agent halted"
+    failure = "the agent did not halt"
+
+    def __init__(self, *, quiet: float = 2.0) -> None:
+        self.quiet = quiet
+
+    def __call__(self, probe: Probe) -> Seen:
+        h = _health(probe)
+        txs = [tx for a in probe.ctx.agent_addresses for tx in _agent_outgoing(probe, a, probe.since)]
+        last = max((tx.t for tx in txs), default=probe.since)
+        quiet_for = clock.now() - last
+        mode_ok = h is not None and (h.get("mode") == "halted" or h.get("status") == "halted")
+        mode = "unreachable" if h is None else f"mode={h.get('mode')!r}"
+        return Seen(mode_ok and quiet_for >= self.quiet, f"health {mode}; last transaction {quiet_for:.1f} s ago")
+
+
+class healthy(Predicate):
+    name = "agent healthy"
+    failure = "the agent did not report healthy"
+
+    def __call__(self, probe: Probe) -> Seen:
+        h = _health(probe)
+        if h is None:
+            return Seen(False, "health endpoint unreachable")
+        return Seen(h.get("status") == "ok", f"health says status={h.get('status')!r} mode={h.get('mode')!r}")
+
+
+def _pool(probe: Probe) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """The agent's transactions in the node's pool right now: (pending, queued) nonces by sender."""
+    agents = {a.lower() for a in probe.ctx.agent_addresses}
+    content = probe.ctx.chain.txpool_content()
+    out: tuple[dict[str, list[int]], dict[str, list[int]]] = ({}, {})
+    for section, target in zip(("pending", "queued"), out, strict=True):
+        for sender, by_nonce in (content.get(section) or {}).items():
+            if sender.lower() in agents and by_nonce:
+                target[sender] = sorted(int(n) for n in by_nonce)
+    return out
+
+
+class pending_queue_drained(Predicate):
+    """Nothing of the agent's waits in the node's pool (pending or queued)."""
+
+    name = "pending queue drained"
+    failure = "the agent's pending queue did not drain"
+
+    def __call__(self, probe: Probe) -> Seen:
+        pool, queue = _pool(probe)
+        pending = sum(len(v) for v in pool.values())
+        queued = sum(len(v) for v in queue.values())
+        return Seen(pending == 0 and queued == 0, f"{pending} pending and {queued} queued transaction(s) of the agent in the pool")
+
+
+class no_nonce_gap(Predicate):
+    """No transaction of the agent is queued behind a missing nonce."""
+
+    name = "no nonce gap"
+    failure = "a nonce gap is left"
+
+    def __call__(self, probe: Probe) -> Seen:
+        _pending, queued = _pool(probe)
+        return Seen(not queued, f"queued behind a gap: {queued or 'nothing'}")
+
+
+class replaced_with_fee_bump(Predicate):
+    """A transaction of the agent was replaced since injection with both fees raised by ``min_ratio``."""
+
+    def __init__(self, *, min_ratio: float = 1.10) -> None:
+        self.min_ratio = min_ratio
+        self.name = f"stuck transaction replaced with a fee bump >= {min_ratio - 1:.0%}"
+        self.failure = "no stuck transaction replaced with a sufficient fee bump"
+
+    def __call__(self, probe: Probe) -> Seen:
+        reps = [r for r in probe.watcher.replacements if r.t >= probe.since]
+        good = [r for r in reps if r.cap_ratio >= self.min_ratio and r.tip_ratio >= self.min_ratio]
+        shown = ", ".join(f"nonce {r.nonce}: cap x{r.cap_ratio:.3f} tip x{r.tip_ratio:.3f}" for r in reps[-3:])
+        return Seen(bool(good), f"{len(reps)} replacement(s) seen{': ' + shown if shown else ''}")
+
+
+class reverts_at_most(Predicate):
+    """The agent's reverted transactions since injection stay at or under ``count`` for ``quiet`` seconds."""
+
+    def __init__(self, count: int = 3, *, quiet: float = 2.0) -> None:
+        self.count = count
+        self.quiet = quiet
+        self.name = f"at most {count} reverted transaction(s)"
+        self.failure = f"the agent kept sending failing transactions (more than {count})"
+
+    def __call__(self, probe: Probe) -> Seen:
+        reverted = [tx for tx in probe.watcher.agent_txs(probe.since) if tx.status == 0]
+        last = max((tx.t for tx in reverted), default=probe.since)
+        quiet_for = clock.now() - last
+        ok = len(reverted) <= self.count and quiet_for >= self.quiet
+        return Seen(ok, f"{len(reverted)} reverted transaction(s) since injection, last {quiet_for:.1f} s ago")
+
+
+class restarted(Predicate):
+    """The supervisor restarted the agent at least ``count`` times since injection."""
+
+    def __init__(self, count: int = 1) -> None:
+        self.count = count
+        self.name = f"agent restarted {count} time(s)"
+        self.failure = "the agent was not restarted"
+
+    def __call__(self, probe: Probe) -> Seen:
+        n = len([e for e in probe.ctx.timeline.events("agent.restart") if e.t >= probe.since])
+        return Seen(n >= self.count, f"{n} restart(s) since injection")

@@ -1,0 +1,195 @@
+"""pytest wiring of the drill engine: options, the ``drill`` marker and the ``drill`` fixture.
+
+    @pytest.mark.drill(playbook="process-crash", incident="process_crash", family="process")
+    def test_killed_agent_restarts_and_reports_the_crash(drill): ...
+
+Options: ``--agent-cmd "python -m my_agent"`` (default: the ini value ``drill_agent_cmd``),
+``--agent-env KEY=VALUE`` (repeatable; ini ``drill_agent_env`` gives defaults), and
+``--drill-budget-scale F``. In the command and the environment values, ``{python}`` stands for the
+running interpreter and ``{rootdir}`` for pytest's rootdir.
+
+The fixture needs a session fixture ``drill_chain`` (a chain with the contracts deployed and a
+snapshot: attributes ``chain``, ``deployment``, ``snapshot_id``), provided by ``harness.plugin``.
+The drill's ``DrillResult`` is put on ``item.stash[DRILL_RESULT]`` during the fixture's teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import clock
+from harness.checks.budgets import DrillsConfig, load_config
+from harness.drill.api import Drill
+from harness.drill.result import DrillResult
+from harness.drill.world import WorldSettings, build_world
+from harness.errors import ConfigError, UsageError
+from harness.observe.timeline import Timeline
+
+__all__ = ["DRILL_RESULT", "DRILL", "DrillOptions", "drill_options"]
+
+DRILL_RESULT = pytest.StashKey[DrillResult]()
+DRILL = pytest.StashKey[Drill]()
+_CALL_EXC = pytest.StashKey[BaseException | None]()
+_CONFIG = pytest.StashKey[DrillsConfig]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("drills", "agent-drills: the drill engine")
+    group.addoption("--agent-cmd", dest="agent_cmd", default=None, metavar="CMD",
+                    help='command that starts the agent under test, e.g. "python -m my_agent" (split like a shell, never run through one)')
+    group.addoption("--agent-env", dest="agent_env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment variable for the agent (repeatable)")
+    group.addoption("--drill-budget-scale", dest="drill_budget_scale", type=float, default=1.0, metavar="F",
+                    help="multiply every drill budget and time limit by F (for slow machines; recorded in reports)")
+    group.addoption("--drill-jsonl", dest="drill_jsonl", default=None, metavar="PATH",
+                    help="append every drill's result to PATH as one JSON line (for scripts and benchmarks)")
+    parser.addini("drill_agent_cmd", "default agent command for drills ({python} and {rootdir} are substituted)", default="")
+    parser.addini("drill_agent_env", "default KEY=VALUE environment lines for the agent", type="linelist", default=[])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "drill(playbook=None, incident=None, family=None): an incident-response drill; `incident` is the "
+        "expected incident kind, `playbook` and `family` label the report",
+    )
+
+
+class DrillOptions:
+    def __init__(self, agent_cmd: list[str], agent_env: dict[str, str], scale: float, allow_remote: bool) -> None:
+        self.agent_cmd = agent_cmd
+        self.agent_env = agent_env
+        self.scale = scale
+        self.allow_remote = allow_remote
+
+
+def _subst(text: str, config: pytest.Config) -> str:
+    return text.replace("{python}", sys.executable).replace("{rootdir}", str(config.rootpath))
+
+
+def drill_options(config: pytest.Config) -> DrillOptions:
+    raw_cmd = config.getoption("agent_cmd") or config.getini("drill_agent_cmd")
+    if not raw_cmd or not str(raw_cmd).strip():
+        raise UsageError(
+            "no agent to drill: pass --agent-cmd \"python -m my_agent\" or set drill_agent_cmd in the pytest ini options"
+        )
+    try:
+        argv = [_subst(a, config) for a in shlex.split(str(raw_cmd))]
+    except ValueError as exc:
+        raise UsageError(f"--agent-cmd {raw_cmd!r} cannot be split into arguments: {exc}") from exc
+    env: dict[str, str] = {}
+    for line in [*config.getini("drill_agent_env"), *config.getoption("agent_env")]:
+        key, sep, value = str(line).partition("=")
+        if not sep or not key or not key.replace("_", "a").isalnum():
+            raise UsageError(f"--agent-env {line!r} is not KEY=VALUE (e.g. --agent-env AGENT_DEFECTS=no_sweep)")
+        env[key] = _subst(value, config)
+    scale = config.getoption("drill_budget_scale")
+    if scale is None or scale <= 0:
+        raise ConfigError(f"--drill-budget-scale must be a number > 0, got {scale!r}")
+    allow_remote = bool(getattr(config.option, "allow_remote", False))
+    return DrillOptions(argv, env, float(scale), allow_remote)
+
+
+def _config(config: pytest.Config) -> DrillsConfig:
+    if _CONFIG not in config.stash:
+        config.stash[_CONFIG] = load_config(Path(config.rootpath))
+    return config.stash[_CONFIG]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    if call.when != "call":
+        return
+    item.stash[_CALL_EXC] = call.excinfo.value if call.excinfo is not None else None
+    d = item.stash.get(DRILL, None)
+    if d is not None and call.excinfo is not None:
+        from harness.drill.api import classify
+
+        status, category, _ = classify(call.excinfo.value)
+        b = d.budget
+        lines = [
+            f"status: {status} ({category})",
+            f"budget: detect {b.detect:g} s, contain {b.contain:g} s, recover {b.recover:g} s (scale {b.scale:g})",
+            f"faults: {', '.join(repr(f) for f in d.faults) or 'none injected'}",
+            f"agent output: {d.ctx.agent.output_path if d.ctx.agent else '-'}",
+            f"re-run: {getattr(d, 'rerun', '')}",
+        ]
+        outcome.get_result().sections.append(("drill", "\n".join(lines)))
+
+
+def _rerun(item: pytest.Item, opts: DrillOptions) -> str:
+    parts = ["pytest", item.nodeid, "--agent-cmd", shlex.join(opts.agent_cmd)]
+    for k, v in opts.agent_env.items():
+        parts += ["--agent-env", f"{k}={v}"]
+    chain = getattr(item.config.option, "chain", None)
+    if chain:
+        parts += ["--chain", str(chain)]
+    if opts.scale != 1.0:
+        parts += ["--drill-budget-scale", str(opts.scale)]
+    return shlex.join(parts)
+
+
+@pytest.fixture
+def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Drill]:
+    """A fresh drill world around the agent under test; see ``harness.drill.api.Drill``."""
+    marker = request.node.get_closest_marker("drill")
+    kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    unknown = set(kwargs) - {"playbook", "incident", "family"}
+    if unknown:
+        raise UsageError(f"@pytest.mark.drill got unknown argument(s) {sorted(unknown)}; it takes playbook, incident, family")
+    if kwargs.get("incident") is not None:
+        from harness.drill.api import check_kind
+
+        check_kind(kwargs["incident"])
+    opts = drill_options(request.config)
+    scenario = getattr(request.node, "originalname", request.node.name)
+    budget = _config(request.config).budget_for(scenario, scale=opts.scale)
+    session = request.getfixturevalue("drill_chain")
+    t_setup = clock.now()
+    timeline = Timeline()
+    ctx = build_world(
+        session,
+        WorldSettings(agent_cmd=opts.agent_cmd, agent_env=opts.agent_env, budget=budget, allow_remote=opts.allow_remote),
+        tmp_path / "drill", timeline,
+    )
+    setup_s = clock.now() - t_setup
+    try:
+        d = Drill(ctx, name=request.node.nodeid, scenario=scenario, budget=budget, **kwargs)
+    except BaseException:
+        ctx.cleanup.close()
+        raise
+    d.rerun = _rerun(request.node, opts)
+    request.node.stash[DRILL] = d
+    # Replaced by the call phase's outcome; still there at teardown only if the call never finished.
+    request.node.stash[_CALL_EXC] = KeyboardInterrupt()
+    try:
+        yield d
+    finally:
+        exc = request.node.stash.get(_CALL_EXC, None)
+        t_down = clock.now()
+        result = None
+        try:
+            result = d.result(exc, rerun=d.rerun, overhead=setup_s, agent_cmd=tuple(opts.agent_cmd))
+        finally:
+            ctx.cleanup.close()
+        if result is not None:
+            result = replace(result, harness_overhead_s=round(setup_s + clock.now() - t_down, 3))
+            request.node.stash[DRILL_RESULT] = result
+            _append_jsonl(request.config, result)
+
+
+def _append_jsonl(config: pytest.Config, result: DrillResult) -> None:
+    path = config.getoption("drill_jsonl")
+    if not path:
+        return
+    with open(path, "a") as fh:
+        fh.write(json.dumps(result.to_json(), default=str) + "\n")

@@ -1,0 +1,68 @@
+"""Drilling an agent the harness knows nothing about: the minimal agent, by --agent-cmd alone.
+
+pytest runs tests/engine/minimal_drills.py in a subprocess (the way a user runs drills) and this
+test reads its outcome lines and the drill results it wrote. The minimal agent implements steady
+work and crash reporting only, so it must pass those drills and fail the failover drill with a
+message that says what was missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT = ROOT / "tests" / "minimal_agent" / "agent.py"
+DRILLS = Path(__file__).with_name("minimal_drills.py")
+
+
+def run_drills(tmp_path: Path, backend: str, *select: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
+    results = tmp_path / "results.jsonl"
+    cmd = [
+        sys.executable, "-m", "pytest", "-p", "harness.drill.pytest_plugin", str(DRILLS), "-rA", "-q",
+        "--agent-cmd", f"{{python}} {AGENT}", "-k", " or ".join(select), "--basetemp", str(tmp_path / "inner"), "--chain", backend,
+        "--drill-jsonl", str(results),
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "400", **(env or {})})
+    lines = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
+    return proc, lines
+
+
+@pytest.mark.slow
+def test_minimal_agent_passes_what_it_implements_and_fails_what_it_does_not(tmp_path: Path, chain_backend: str) -> None:
+    proc, results = run_drills(tmp_path, chain_backend, "steady_state_holds", "killed_agent", "fails_over_to_backup")
+    out = proc.stdout
+    assert "PASSED tests/engine/minimal_drills.py::test_steady_state_holds" in out, out
+    assert "PASSED tests/engine/minimal_drills.py::test_killed_agent_reports_crash_after_restart" in out, out
+    assert (
+        "FAILED tests/engine/minimal_drills.py::test_primary_rpc_down_fails_over_to_backup - "
+        "harness.errors.DetectionMissed: no rpc_failure alert at SEV-3 or above within 5.0 s of injection "
+        "(no alert since injection)"
+    ) in out, out
+    assert proc.returncode == 1
+    by_name = {r["scenario"]: r for r in results}
+    kill = by_name["test_killed_agent_reports_crash_after_restart"]
+    assert kill["status"] == "passed" and kill["restarts"] >= 1
+    assert kill["mttd"] is not None and kill["mttr"] is not None and kill["mttd"] <= kill["mttr"]
+    assert all(i["verdict"] == "passed" for i in kill["invariants"]), kill["invariants"]
+    failover = by_name["test_primary_rpc_down_fails_over_to_backup"]
+    assert (failover["status"], failover["category"]) == ("failed", "missed_detection")
+    assert failover["rerun"].startswith("pytest tests/engine/minimal_drills.py::test_primary_rpc_down_fails_over_to_backup")
+    # the re-run command and the why are printed with the failure
+    assert "re-run: pytest tests/engine/minimal_drills.py::test_primary_rpc_down_fails_over_to_backup" in out
+
+
+@pytest.mark.slow
+def test_failed_containment_names_the_missing_predicate(tmp_path: Path, chain_backend: str) -> None:
+    proc, results = run_drills(tmp_path, chain_backend, "moves_traffic_to_backup")
+    assert (
+        "ContainmentFailed: no failover to backup-1 within 4.0 s (rpc-backup-1 received 0 bytes since injection"
+    ) in proc.stdout, proc.stdout
+    (res,) = results
+    assert res["category"] == "late_containment"

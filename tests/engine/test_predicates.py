@@ -1,0 +1,205 @@
+"""Predicates, the chain watcher and the invariants on a real chain, with the test acting as the agent.
+
+No agent process here: the test signs with the drill's hot key itself, so each ground-truth fact
+(a sweep, a revoked allowance, a replacement, a gap) is produced on purpose and then judged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from harness import accounts
+from harness.checks import invariants as inv
+from harness.checks.budgets import Budget
+from harness.contracts import send_tx
+from harness.drill.api import Drill
+from harness.drill.context import DrillContext
+from harness.drill.predicates import (
+    allowance_revoked,
+    no_nonce_gap,
+    no_outgoing_from,
+    pending_queue_drained,
+    replaced_with_fee_bump,
+    swept_to_cold_wallet,
+)
+from harness.drill.world import _reset_chain
+from harness.errors import ContainmentFailed, DrillAborted, RpcError
+from harness.faults.base import Fault
+from harness.observe.chainwatch import ChainWatcher
+from harness.observe.timeline import Timeline
+
+GWEI = 10**9
+
+
+class Marker(Fault):
+    """A fault that does nothing: it only sets t0."""
+
+    name = "marker"
+
+    def _inject(self) -> None:
+        pass
+
+    def _heal(self) -> None:
+        pass
+
+
+@pytest.fixture
+def ctx(drill_chain: Any, tmp_path: Path) -> Iterator[DrillContext]:
+    _reset_chain(drill_chain)
+    chain, dep = drill_chain.chain, drill_chain.deployment
+    owner, counterparty = chain.accounts[0], chain.accounts[1]
+    hot = accounts.new_key()
+    send_tx(chain.w3, counterparty, {"to": hot.address, "value": 5 * 10**18, "gas": 21_000})
+    token = dep.token_contract(chain.w3)
+    send_tx(chain.w3, owner, token.functions.mint(hot.address, 10 * 10**18).build_transaction({"from": owner.address, "gas": 100_000}))
+    c = DrillContext(
+        timeline=Timeline(), chain=chain, deployment=dep, hot_wallet=hot, cold_wallet=accounts.new_key().address,
+        owner=owner, counterparty=counterparty, run_dir=tmp_path, state_dir=tmp_path, key_file=tmp_path / "k",
+        contracts_file=tmp_path / "c", control_url="http://127.0.0.1:9", operator_token="t",
+    )
+    c.agent_addresses.add(hot.address)
+    c.secrets.append(hot.key)
+    c.watcher = ChainWatcher(chain, dep, c.timeline, agent_addresses=lambda: set(c.agent_addresses),
+                             watched_addresses=lambda: {c.cold_wallet, *c.attacker_addresses}, interval=0.05)
+    c.watcher.start()
+    c.cleanup.callback(c.watcher.stop)
+    with c.cleanup:
+        yield c
+    with contextlib.suppress(Exception):
+        chain.set_automine(True)
+
+
+def drill_for(ctx: DrillContext, **budget: Any) -> Drill:
+    d = Drill(ctx, name="t", scenario="t", budget=Budget(**budget))
+    d.inject(Marker())
+    return d
+
+
+def raw_send(ctx: DrillContext, tx: dict[str, Any]) -> str:
+    """Sign with the hot key and send without waiting (automine may be off)."""
+    tx = {"chainId": ctx.chain.chain_id, "gas": 60_000, **tx}
+    signed = Account.sign_transaction(tx, ctx.hot_wallet.key)
+    return ctx.chain.rpc("eth_sendRawTransaction", signed.raw_transaction.to_0x_hex())
+
+
+def test_sweep_to_cold_wallet_is_seen_and_a_missing_sweep_is_explained(ctx: DrillContext) -> None:
+    d = drill_for(ctx)
+    with pytest.raises(ContainmentFailed) as err:
+        d.expect_containment(swept_to_cold_wallet(), within=0.5)
+    assert str(err.value) == "no sweep to the cold wallet within 0.5 s (cold wallet received 0 ETH; hot wallet holds 5 ETH)"
+    w3 = ctx.chain.w3
+    fee = 2 * w3.eth.get_block("latest")["baseFeePerGas"] + GWEI
+    left = ctx.chain.balance(ctx.hot_address) - 21_000 * fee
+    send_tx(w3, ctx.hot_wallet, {"to": ctx.cold_wallet, "value": left, "gas": 21_000, "maxFeePerGas": fee, "maxPriorityFeePerGas": GWEI})
+    d.expect_containment(swept_to_cold_wallet(), within=5)
+    assert ctx.timeline.events("drill.contained")
+    ctx.watcher.poll_once()
+    assert inv.money(ctx).swept_wei == left
+
+
+def test_allowance_revoked(ctx: DrillContext) -> None:
+    token = ctx.deployment.token_contract(ctx.chain.w3)
+    hot = ctx.hot_wallet
+    send_tx(ctx.chain.w3, hot, token.functions.approve(ctx.deployment.escrow, 123).build_transaction({"from": hot.address, "gas": 80_000}))
+    d = drill_for(ctx)
+    with pytest.raises(ContainmentFailed, match="allowance of the hot wallet to the escrow is 123"):
+        d.expect_containment(allowance_revoked(), within=0.5)
+    send_tx(ctx.chain.w3, hot, token.functions.approve(ctx.deployment.escrow, 0).build_transaction({"from": hot.address, "gas": 80_000}))
+    d.expect_containment(allowance_revoked(), within=5)
+
+
+def test_no_outgoing_needs_a_quiet_window(ctx: DrillContext) -> None:
+    d = drill_for(ctx)
+    send_tx(ctx.chain.w3, ctx.hot_wallet, {"to": ctx.cold_wallet, "value": 1, "gas": 21_000})
+    with pytest.raises(ContainmentFailed, match=r"1 transaction\(s\) from .* since injection"):
+        d.expect_containment(no_outgoing_from(quiet=30), within=0.5)
+    d.expect_containment(no_outgoing_from(quiet=0.3), within=5)
+
+
+def test_replacements_gaps_and_fee_bumps(ctx: DrillContext) -> None:
+    chain = ctx.chain
+    d = drill_for(ctx)
+    chain.set_automine(False)
+    n = chain.nonce(ctx.hot_address)
+    base = chain.base_fee()
+    cap, tip = 4 * base + GWEI, GWEI
+    raw_send(ctx, {"to": ctx.cold_wallet, "value": 1, "nonce": n, "maxFeePerGas": cap, "maxPriorityFeePerGas": tip})
+    raw_send(ctx, {"to": ctx.cold_wallet, "value": 1, "nonce": n + 3, "maxFeePerGas": cap, "maxPriorityFeePerGas": tip})
+    with pytest.raises(ContainmentFailed) as err:
+        d.expect_containment(pending_queue_drained(), no_nonce_gap(), within=0.5)
+    assert "1 pending and 1 queued transaction(s) of the agent in the pool" in str(err.value)
+    assert "queued behind a gap" in str(err.value)
+    # A 5% bump: anvil takes it (it accepts any higher fee), a geth-like pool (pyevm) refuses it;
+    # the harness's own rule catches it either way it could land.
+    try:
+        raw_send(ctx, {"to": ctx.cold_wallet, "value": 1, "nonce": n, "maxFeePerGas": cap * 105 // 100, "maxPriorityFeePerGas": tip * 105 // 100})
+        low_accepted = True
+    except RpcError as exc:
+        assert "underpriced" in exc.message
+        low_accepted = False
+    if low_accepted:
+        with pytest.raises(ContainmentFailed, match=r"cap x1.050 tip x1.050"):
+            d.expect_containment(replaced_with_fee_bump(), within=1)
+    raw_send(ctx, {"to": ctx.cold_wallet, "value": 1, "nonce": n, "maxFeePerGas": cap * 13 // 10, "maxPriorityFeePerGas": tip * 13 // 10})
+    d.expect_containment(replaced_with_fee_bump(), within=3)
+    verdict = inv.fee_bumps(ctx, inv.RunInfo(t_start=0, t0=d.t0))
+    if low_accepted:
+        assert verdict.verdict == inv.FAILED and "1 of 2 replacement(s) under +10%" in verdict.message
+    else:
+        assert verdict.verdict == inv.PASSED and "1 replacement(s)" in verdict.message
+    # fill the gap and mine: the queue drains
+    for k in (1, 2):
+        raw_send(ctx, {"to": ctx.cold_wallet, "value": 1, "nonce": n + k, "maxFeePerGas": cap * 2, "maxPriorityFeePerGas": tip * 2})
+    chain.set_automine(True)
+    chain.mine(1)
+    d.expect_containment(pending_queue_drained(), no_nonce_gap(), within=5)
+
+
+def test_funds_to_unknown_address_break_invariants_but_attacker_takes_do_not(ctx: DrillContext) -> None:
+    attacker = accounts.new_key().address
+    ctx.attacker_addresses.add(attacker)
+    send_tx(ctx.chain.w3, ctx.hot_wallet, {"to": attacker, "value": 10**18, "gas": 21_000})
+    ctx.watcher.poll_once()
+    run = inv.RunInfo(t_start=0, t0=None)
+    assert inv.funds_accounted(ctx, run).verdict == inv.PASSED
+    assert inv.money(ctx).lost_wei == 10**18
+    stranger = accounts.new_key().address
+    send_tx(ctx.chain.w3, ctx.hot_wallet, {"to": stranger, "value": 7, "gas": 21_000})
+    ctx.watcher.poll_once()
+    funds = inv.funds_accounted(ctx, run)
+    assert funds.verdict == inv.FAILED and "7 wei left the agent's addresses to unknown destinations" in funds.message
+    foreign = inv.no_foreign_tx(ctx, run)
+    assert foreign.verdict == inv.FAILED and stranger in foreign.message
+
+
+def test_a_crashing_checker_is_unknown_and_never_shows_the_key(ctx: DrillContext) -> None:
+    def crash(c: DrillContext, run: inv.RunInfo) -> inv.InvariantResult:
+        raise RuntimeError(f"boom {c.hot_wallet.key}")
+
+    (res,) = inv.check_all(ctx, inv.RunInfo(t_start=0, t0=None), {"crash": crash})
+    assert res.verdict == inv.UNKNOWN and "boom" in res.message
+    assert ctx.hot_wallet.key[2:] not in res.message.lower()
+    assert inv.worst([inv.PASSED, inv.UNKNOWN]) == inv.UNKNOWN
+    assert inv.worst([inv.UNKNOWN, inv.FAILED, inv.PASSED]) == inv.FAILED
+
+
+def test_value_at_risk_aborts_the_drill(ctx: DrillContext) -> None:
+    attacker = accounts.new_key().address
+    ctx.attacker_addresses.add(attacker)
+    d = drill_for(ctx, value_at_risk_eth=0.5)
+    send_tx(ctx.chain.w3, ctx.hot_wallet, {"to": attacker, "value": 10**18, "gas": 21_000})
+    with pytest.raises(DrillAborted, match=r"value at risk: 1 ETH lost, over the limit of 0.5 ETH"):
+        d.expect_containment(swept_to_cold_wallet(), within=10)
+    assert ctx.timeline.events("drill.aborted")
+
+
+def test_hard_time_limit_aborts_the_drill(ctx: DrillContext) -> None:
+    d = drill_for(ctx, time_limit=0.3)
+    with pytest.raises(DrillAborted, match="hard time limit of 0 s passed"):
+        d.expect_containment(swept_to_cold_wallet(), within=10)
