@@ -283,3 +283,11 @@ def test_unknown_method_is_a_json_rpc_error(chain: Chain) -> None:
         chain.rpc("eth_noSuchMethod")
     assert info.value.code == -32601 or chain.backend == "anvil"
     assert Web3.is_address(chain.accounts[0].address)
+
+
+def test_chain_clock_does_not_run_ahead_of_the_wall_clock(fresh: Chain) -> None:
+    """Escrow deadlines are compared with block.timestamp: twenty blocks mined at once must not
+    push the chain's clock twenty seconds ahead (both backends let a second's blocks share it)."""
+    fresh.mine(20)
+    head = int(fresh.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+    assert head <= time.time() + 2

@@ -184,7 +184,8 @@ def test_block_tags(chain: Served) -> None:
     blocks = [rpc("eth_getBlockByNumber", hex(n), False) for n in range(1, 81)]
     for parent, child in itertools.pairwise(blocks):
         assert child["parentHash"] == parent["hash"]
-        assert int(child["timestamp"], 16) > int(parent["timestamp"], 16)
+        # blocks of the same second share its timestamp, as on anvil; time never goes back
+        assert int(child["timestamp"], 16) >= int(parent["timestamp"], 16)
 
 
 def test_code_storage_and_balance_reads_at_tags(chain: Served) -> None:

@@ -610,7 +610,10 @@ class PyEvmNode:
     def _peek_timestamp(self) -> int:
         if self._next_timestamp is not None:
             return self._next_timestamp
-        return max(int(wall()) + self._time_offset, self._head.timestamp + 1)
+        # Like anvil, blocks mined within the same second share its timestamp: the chain clock
+        # must not run ahead of the wall clock when every transaction gets its own block, or
+        # escrow deadlines (compared with block.timestamp) would expire early.
+        return max(int(wall()) + self._time_offset, self._head.timestamp)
 
     def _next_header(self, timestamp: int) -> Any:
         """The header the next block starts from, as Prague's ``create_header_from_parent`` makes
