@@ -133,7 +133,9 @@ class Workload:
         """A fee cap far above any base fee a drill sets: the counterparty's work must never be
         the transaction that gets stuck (only base fee + tip is paid, so the cap costs nothing)."""
         base = int(self.chain.rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
-        tip = 2 * 10**9
+        # The same tip as the agents' usual minimum: a higher one would set the market tip and make
+        # a too-small fee bump of the agent look like a large one.
+        tip = 10**9
         return {"maxFeePerGas": 4 * base + 5000 * 10**9, "maxPriorityFeePerGas": tip}
 
     def _send(self, sender: DevAccount, tx: dict[str, Any], *, owner: bool = False) -> str:

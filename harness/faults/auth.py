@@ -1,0 +1,127 @@
+"""Authorisation attack: someone hammers the agent's control API with wrong bearer tokens.
+
+Every request in a drill comes from the loopback interface, so to let the agent tell the attacker
+from the operator the attacker's socket is bound to another loopback address before it connects
+(``source``, default 127.0.0.2; Linux routes all of 127.0.0.0/8 to the loopback interface, so no
+setup is needed). The operator's own calls come from 127.0.0.1. ``http.client`` is used because it
+can bind the client socket's local address; ``requests`` cannot without an extra adapter package.
+
+Each attempt's answer (401, then 429 once the agent blocks the source, or an error) is recorded as
+``auth.attempt`` on the timeline; ``probe(token)`` sends one request from the attacker's source
+with a given token (e.g. the right one, to check that a blocked source is still refused).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+from collections import Counter
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.errors import ConfigError, HarnessError
+from harness.faults._chainops import FaultLoop, check_positive
+from harness.faults.base import Fault
+from harness.safety import check_loopback_host
+
+__all__ = ["AuthAttack", "control_request"]
+
+_PATHS = {"/operator/halt": {}, "/operator/resume": {}, "/operator/incident": {"summary": "attacker", "severity": "SEV-4"}}
+
+
+def control_request(
+    control_url: str, path: str, *, token: str | None, source: str = "127.0.0.1",
+    body: dict[str, Any] | None = None, timeout: float = 3.0,
+) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` to ``path`` on the agent's control API from the local address ``source``.
+
+    Returns (status, JSON body or {}). Raises OSError-derived errors when the agent does not answer.
+    """
+    parts = urlsplit(control_url)
+    if not parts.hostname or not parts.port:
+        raise ConfigError(f"control URL {control_url!r} has no host:port; expected http://127.0.0.1:PORT")
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout, source_address=(source, 0))
+    try:
+        payload = json.dumps(body or {}).encode()
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        conn.request("POST", path, body=payload, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {}
+        return resp.status, data if isinstance(data, dict) else {"body": data}
+    finally:
+        conn.close()
+
+
+class AuthAttack(Fault):
+    family = "auth"
+    name = "auth_attack"
+
+    def __init__(self, *, rate: float = 10.0, source: str = "127.0.0.2", path: str = "/operator/halt",
+                 attempts: int | None = None) -> None:
+        """``rate``: attempts per second. ``source``: the loopback address the attacker sends from
+        (not 127.0.0.1, which is the operator's). ``path``: the operator command the attacker tries.
+        ``attempts``: stop after that many (None: until healed)."""
+        super().__init__()
+        check_positive("AuthAttack", "rate", rate)
+        check_loopback_host(source, what="AuthAttack source")
+        if source in ("127.0.0.1", "localhost"):
+            raise ConfigError("AuthAttack: source 127.0.0.1 is the operator's address; pick another loopback one, e.g. 127.0.0.2")
+        if path not in _PATHS:
+            raise ConfigError(f"AuthAttack: path must be one of {', '.join(_PATHS)}, not {path!r}")
+        if attempts is not None and (not isinstance(attempts, int) or attempts < 1):
+            raise ConfigError(f"AuthAttack: attempts must be an int >= 1 or None, not {attempts!r}")
+        self.rate = float(rate)
+        self.source = source
+        self.path = path
+        self.attempts = attempts
+        self.statuses: Counter[int | str] = Counter()
+        self._loop: FaultLoop | None = None
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values())
+
+    def describe(self) -> dict[str, Any]:
+        return {"family": self.family, "rate": self.rate, "source": self.source, "path": self.path,
+                "attempts": self.attempts, "answers": {str(k): v for k, v in self.statuses.items()}}
+
+    def _inject(self) -> None:
+        # Fail loudly now if the address cannot be bound, rather than in every round of the loop.
+        try:
+            self._attempt()
+        except OSError as exc:
+            raise HarnessError(f"AuthAttack could not send from {self.source}: {exc}") from exc
+        self._loop = FaultLoop(self.name, 1.0 / self.rate, self._attempt, timeline=self.ctx.timeline,
+                               source=f"fault:{self.name}")
+        self._loop.start()
+
+    def _attempt(self) -> None:
+        if self.attempts is not None and self.sent >= self.attempts:
+            return
+        bad = "bad-" + secrets.token_hex(8)  # a fresh wrong token each time, as a guesser would
+        status: int | str
+        try:
+            status, _ = control_request(self.ctx.control_url, self.path, token=bad, source=self.source,
+                                        body=_PATHS[self.path])
+        except OSError as exc:
+            status = f"error:{type(exc).__name__}"
+        self.statuses[status] += 1
+        self.ctx.timeline.record("auth.attempt", f"fault:{self.name}", source=self.source, path=self.path,
+                                 status=status)
+
+    def probe(self, token: str, path: str = "/operator/resume") -> int:
+        """One request from the attacker's source with ``token`` (e.g. the operator's); its status."""
+        status, _ = control_request(self.ctx.control_url, path, token=token, source=self.source, body=_PATHS[path])
+        self.ctx.timeline.record("auth.probe", f"fault:{self.name}", source=self.source, path=path, status=status)
+        return status
+
+    def _heal(self) -> None:
+        if self._loop is not None:
+            self._loop.stop()

@@ -1,0 +1,75 @@
+"""Revert storm: the escrow refuses proofs, so the agent's transactions revert.
+
+The owner (the counterparty) switches ``setRejecting(true)`` on the escrow. With ``share=1`` it
+stays on until healed: every proof fails, in simulation and on chain. With a ``share`` below 1 the
+fault flips it on for that fraction of every ``period`` seconds and off for the rest, so some
+proofs succeed and some revert, and a proof that simulated fine can still revert when mined.
+Heal: rejecting off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.contracts import send_tx
+from harness.errors import ConfigError
+from harness.faults._chainops import FaultLoop, check_positive, owner_account
+from harness.faults.base import Fault
+
+__all__ = ["RevertStorm"]
+
+
+class RevertStorm(Fault):
+    family = "contract"
+    name = "revert_storm"
+
+    def __init__(self, *, share: float = 1.0, period: float = 2.0) -> None:
+        """``share``: the fraction of time (0 < share <= 1) during which proofs are rejected.
+        ``period``: seconds of one on/off cycle when share < 1."""
+        super().__init__()
+        if not isinstance(share, (int, float)) or not 0 < share <= 1:
+            raise ConfigError(f"RevertStorm: share must be in (0, 1] (1: every proof fails), not {share!r}")
+        check_positive("RevertStorm", "period", period)
+        self.share = float(share)
+        self.period = float(period)
+        self.toggles = 0
+        self._loop: FaultLoop | None = None
+        self._on = False
+
+    def describe(self) -> dict[str, Any]:
+        return {"family": self.family, "share": self.share, "period": self.period if self.share < 1 else None}
+
+    def _set(self, on: bool) -> None:
+        ctx = self.ctx
+        escrow = ctx.deployment.escrow_contract(ctx.chain.w3)
+        owner = owner_account(ctx)
+        tx = escrow.functions.setRejecting(on).build_transaction(
+            {"from": owner.address, "nonce": ctx.chain.nonce(owner.address, "pending"), "gas": 60_000}
+        )
+        send_tx(ctx.chain.w3, owner, tx, timeout=15.0)
+        self._on = on
+        self.toggles += 1
+        ctx.timeline.record("fault.rejecting", f"fault:{self.name}", on=on)
+
+    def _inject(self) -> None:
+        self._set(True)
+        if self.share < 1:
+            self._phase = 0
+            self._loop = FaultLoop(self.name, self.period / 2, self._cycle, timeline=self.ctx.timeline,
+                                   source=f"fault:{self.name}")
+            self._loop.start()
+
+    def _cycle(self) -> None:
+        # Sleep in the right proportions inside one round: on for share*period, off for the rest.
+        assert self._loop is not None
+        if not self._loop.sleep(self.share * self.period):
+            return
+        self._set(False)
+        if not self._loop.sleep((1 - self.share) * self.period):
+            return
+        self._set(True)
+
+    def _heal(self) -> None:
+        if self._loop is not None:
+            self._loop.stop()
+        self._set(False)

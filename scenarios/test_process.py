@@ -1,0 +1,47 @@
+"""Playbook 3: process crash — the agent is killed once, or at every start.
+
+Killed once. Detect: the agent reports ``process_crash`` itself, after the supervisor restarted it.
+Contain: it picks up where it left off: escrows opened while it was down are proven, none twice,
+no nonce left behind. Recover: proofs on time again, the incident resolved.
+
+Killed at every start. Detect: ``crash_loop`` at SEV-2 once the short lives add up. Contain: it
+starts in a safe mode instead of thrashing. Recover: the kills stop, it leaves safe mode.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.drill.playbook_predicates import no_work_lost
+from harness.drill.predicates import in_mode, no_nonce_gap, proofs_landing, restarted
+from harness.faults.process import CrashLoop, ProcessKill
+
+process_crash = pytest.mark.drill(playbook="process-crash", incident="process_crash", family="process")
+
+
+@process_crash
+def test_process_killed_reports_process_crash(drill):
+    drill.steady_state()
+    drill.inject(ProcessKill())
+    drill.expect_detection("process_crash", severity="SEV-2")
+    drill.expect_recovery()
+    drill.verify()
+
+
+@process_crash
+def test_process_killed_restarts_without_duplicate_or_lost_work(drill):
+    drill.steady_state()
+    drill.inject(ProcessKill())
+    drill.expect_containment(restarted(), no_nonce_gap(), no_work_lost(), proofs_landing(1))
+    drill.verify()  # no escrow proven or proof attempted twice
+
+
+@pytest.mark.drill(playbook="process-crash", incident="crash_loop", family="process")
+def test_crash_loop_enters_safe_mode(drill):
+    drill.steady_state()
+    drill.inject(CrashLoop(starts=4, after=0.5))  # the first life killed is a long one
+    drill.expect_detection("crash_loop", severity="SEV-2")
+    drill.expect_containment(in_mode("safe"))
+    drill.heal()
+    drill.expect_recovery()
+    drill.verify()

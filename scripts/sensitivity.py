@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Sensitivity of the drills: every defect variant of the reference agent must be caught.
+
+For each defect (``AGENT_DEFECTS=<name>``) this runs, in a pytest subprocess, the drills aimed at
+that defect plus one unrelated drill, and checks that every aimed drill *fails* with a drill
+failure that names the broken expectation (DetectionMissed, ContainmentFailed, RecoveryFailed,
+InvariantBroken: "no sweep to the cold wallet within 10.0 s (...)"), not with an error, while the
+unrelated drill still passes. It prints the defect x drill table.
+
+Which drills aim at which defect comes from the defect table in docs/agent.md (rows naming a
+defect in backticks and one or more ``test_...`` names); a built-in table is used for defects the
+document does not list.
+
+    python scripts/sensitivity.py --chain anvil
+    python scripts/sensitivity.py --defects no_sweep,no_failover -- --drill-budget-scale 1.5
+
+Arguments after ``--`` go to every pytest run (e.g. the agent command while the plugin has no
+default one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: drills aimed at each defect, used where docs/agent.md does not say
+DEFAULT_AIMS: dict[str, tuple[str, ...]] = {
+    "no_failover": ("test_primary_rpc_down_fails_over_to_backup",),
+    "no_sweep": ("test_leaked_key_swept_to_cold_wallet_and_allowance_revoked",),
+    "no_fee_bump": ("test_gas_spike_stuck_transactions_replaced_with_fee_bump",),
+    "small_fee_bump": ("test_gas_spike_replacement_bumps_cap_and_tip_by_ten_percent",),
+    "no_rebroadcast": ("test_dropped_transaction_rebroadcast_and_proofs_resume",),
+    "volatile_nonce": ("test_process_killed_restarts_without_duplicate_or_lost_work",),
+    "no_crash_report": ("test_process_killed_reports_process_crash",),
+    "no_safe_mode": ("test_crash_loop_enters_safe_mode",),
+    "no_simulation": ("test_revert_storm_pauses_instead_of_burning_gas",),
+    "no_balance_alert": ("test_balance_low_alerts_and_serves_urgent_proofs_first",),
+    "no_rate_limit": ("test_bad_operator_tokens_block_the_source",),
+    "logs_key": ("test_agent_output_never_contains_the_private_key",),
+    "instant_resume": ("test_resume_after_halt_is_gradual",),
+    "slow_detection": ("test_primary_rpc_down_detected_within_budget",),
+    "no_state_rebuild": ("test_state_corrupted_rebuilds_from_chain_without_duplicate_proof",),
+}
+
+#: defects that touch every drill (the key in every output, every detection slow): no unrelated
+#: drill can pass, so none is required to
+GLOBAL_DEFECTS = frozenset({"logs_key", "slow_detection"})
+
+#: candidates for the unrelated drill, the first one not aimed at the defect is used
+CONTROLS = (
+    "test_chain_stall_is_detected_and_sending_paused",
+    "test_nonce_collision_is_detected_and_nonce_resynced",
+    "test_rpc_latency_over_threshold_is_reported_and_resolved",
+)
+
+#: what a drill failure that names its broken expectation looks like in pytest's report
+DRILL_FAILURES = ("DetectionMissed", "ContainmentFailed", "RecoveryFailed", "InvariantBroken", "DrillFailure", "AssertionError")
+
+_TEST = re.compile(r"(?<![\w/])test_[a-z0-9_]+\b(?!\.py)")
+_TICKED = re.compile(r"`([a-z0-9_]+)`")
+
+
+def aims_from_doc(path: Path, known: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Read ``defect -> drills`` from the markdown table rows of ``path`` (empty if it is missing)."""
+    if not path.is_file():
+        return {}
+    known = set(known)
+    out: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if not line.lstrip().startswith("|"):
+            continue
+        defects = [d for d in _TICKED.findall(line) if d in known]
+        tests = _TEST.findall(line)
+        if defects and tests:
+            for d in defects[:1]:
+                out.setdefault(d, [])
+                out[d] += [t for t in tests if t not in out[d]]
+    return {d: tuple(t) for d, t in out.items()}
+
+
+def aims(defects: Iterable[str] | None = None) -> dict[str, tuple[str, ...]]:
+    table = dict(DEFAULT_AIMS)
+    table.update(aims_from_doc(ROOT / "docs" / "agent.md", DEFAULT_AIMS))
+    if defects is None:
+        return table
+    wanted = list(defects)
+    unknown = [d for d in wanted if d not in table]
+    if unknown:
+        raise SystemExit(f"unknown defect(s) {', '.join(unknown)}; known: {', '.join(table)}")
+    return {d: table[d] for d in wanted}
+
+
+@dataclass
+class Outcome:
+    test: str
+    status: str  # passed | failed | error | skipped | not run
+    message: str = ""
+
+    @property
+    def names_expectation(self) -> bool:
+        return self.status == "failed" and any(f in self.message for f in DRILL_FAILURES)
+
+
+@dataclass
+class Row:
+    defect: str
+    aimed: tuple[str, ...]
+    control: str | None  # None for a defect that touches every drill
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def caught(self) -> bool:
+        return all(self.outcomes.get(t, Outcome(t, "not run")).names_expectation for t in self.aimed)
+
+    @property
+    def control_passed(self) -> bool:
+        if self.control is None:
+            return True
+        return self.outcomes.get(self.control, Outcome(self.control, "not run")).status == "passed"
+
+    @property
+    def ok(self) -> bool:
+        return self.caught and self.control_passed
+
+
+def parse_junit(path: Path) -> dict[str, Outcome]:
+    out: dict[str, Outcome] = {}
+    if not path.is_file():
+        return out
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("name", "").split("[")[0]
+        status, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            el = case.find(tag)
+            if el is not None:
+                status = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = (el.get("message") or el.text or "").strip()
+                break
+        prev = out.get(name)
+        if prev is None or prev.status == "passed":  # an error in teardown after a pass counts
+            out[name] = Outcome(name, status, message)
+    return out
+
+
+def run_defect(defect: str, aimed: Sequence[str], control: str | None, *, chain: str | None, extra: Sequence[str],
+               timeout: float) -> Row:
+    import time
+
+    row = Row(defect, tuple(aimed), control)
+    with tempfile.TemporaryDirectory(prefix=f"sens-{defect}-") as tmp:
+        junit = Path(tmp) / "junit.xml"
+        cmd = [sys.executable, "-m", "pytest", str(ROOT / "scenarios"), "-m", "drill", "-q", "-p", "no:randomly",
+               "-k", " or ".join([*aimed, *([control] if control else [])]), "--agent-env", f"AGENT_DEFECTS={defect}",
+               f"--junitxml={junit}", "--basetemp", str(Path(tmp) / "run")]
+        if chain:
+            cmd += ["--chain", chain]
+        cmd += list(extra)
+        started = time.monotonic()
+        try:
+            subprocess.run(cmd, check=False, cwd=ROOT, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        except subprocess.TimeoutExpired:
+            pass  # whatever finished is in the XML; the rest shows as "not run"
+        row.seconds = time.monotonic() - started
+        row.outcomes = parse_junit(junit)
+    return row
+
+
+def _cell(row: Row, test: str) -> str:
+    if test not in row.aimed and test != row.control:
+        return ""
+    o = row.outcomes.get(test, Outcome(test, "not run"))
+    if test in row.aimed:
+        return "CAUGHT" if o.names_expectation else f"MISSED ({o.status})"
+    return "pass" if o.status == "passed" else f"BROKEN ({o.status})"
+
+
+def table(rows: Sequence[Row]) -> str:
+    """The defect x drill table in Markdown (aimed drills: CAUGHT/MISSED, the control: pass/BROKEN)."""
+    tests: list[str] = []
+    for r in rows:
+        for t in (*r.aimed, *([r.control] if r.control else [])):
+            if t not in tests:
+                tests.append(t)
+    short = {t: t.removeprefix("test_") for t in tests}
+    lines = ["| defect | " + " | ".join(short[t] for t in tests) + " | verdict |",
+             "|---|" + "---|" * len(tests) + "---|"]
+    for r in rows:
+        lines.append(f"| `{r.defect}` | " + " | ".join(_cell(r, t) for t in tests) + f" | {'ok' if r.ok else 'NOT OK'} |")
+    return "\n".join(lines)
+
+
+def details(rows: Sequence[Row]) -> str:
+    out = []
+    for r in rows:
+        for t in r.aimed:
+            o = r.outcomes.get(t, Outcome(t, "not run"))
+            first = o.message.splitlines()[0] if o.message else "(no message)"
+            out.append(f"{r.defect} -> {t}: {o.status}: {first[:300]}")
+        if not r.control_passed:
+            o = r.outcomes.get(r.control, Outcome(r.control, "not run"))
+            first = o.message.splitlines()[0] if o.message else "(no message)"
+            out.append(f"{r.defect} -> control {r.control}: {o.status}: {first[:300]}")
+    return "\n".join(out)
+
+
+def run(defects: Mapping[str, Sequence[str]], *, chain: str | None, extra: Sequence[str], timeout: float,
+        echo: bool = True) -> list[Row]:
+    rows = []
+    for defect, aimed in defects.items():
+        control = None if defect in GLOBAL_DEFECTS else next(c for c in CONTROLS if c not in aimed)
+        row = run_defect(defect, aimed, control, chain=chain, extra=extra, timeout=timeout)
+        rows.append(row)
+        if echo:
+            print(f"{defect}: {'ok' if row.ok else 'NOT OK'} ({row.seconds:.0f} s)", flush=True)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--chain", choices=("pyevm", "anvil"), default=None, help="chain backend (default: the project's)")
+    p.add_argument("--defects", default=None, help="comma-separated defects (default: all)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per defect's pytest run")
+    args = p.parse_args(argv)
+    chosen = aims(args.defects.split(",") if args.defects else None)
+    rows = run(chosen, chain=args.chain, extra=extra, timeout=args.timeout)
+    print()
+    print(table(rows))
+    print()
+    print(details(rows))
+    bad = [r.defect for r in rows if not r.ok]
+    print(f"\n{len(rows) - len(bad)} of {len(rows)} defects caught with the control drill passing"
+          + (f"; not ok: {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Every defect variant of the reference agent is caught by the drills aimed at it.
+
+For each defect, the aimed drills and one unrelated drill run in a pytest subprocess with
+``--agent-env AGENT_DEFECTS=<defect>`` (see scripts/sensitivity.py). The aimed drills must fail
+with a drill failure that names the broken expectation, the unrelated one must pass. The
+defect x drill table is printed (``-s`` shows it; it is also in the test's captured output).
+
+Slow: about half a minute per defect. Extra pytest arguments for the inner runs can be given in
+the environment variable SENSITIVITY_PYTEST_ARGS (split like a shell line).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import sensitivity
+
+pytestmark = pytest.mark.slow
+
+DEFECTS = list(sensitivity.aims())
+
+
+@pytest.fixture(scope="module")
+def rows(pytestconfig: pytest.Config) -> dict[str, sensitivity.Row]:
+    extra = shlex.split(os.environ.get("SENSITIVITY_PYTEST_ARGS", ""))
+    chain = pytestconfig.getoption("--chain", None)
+    got = sensitivity.run(sensitivity.aims(DEFECTS), chain=chain, extra=extra, timeout=300.0)
+    print("\n" + sensitivity.table(got) + "\n\n" + sensitivity.details(got))
+    return {r.defect: r for r in got}
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
+def test_defect_is_caught_by_its_drill_and_spares_an_unrelated_one(rows: dict[str, sensitivity.Row], defect: str) -> None:
+    row = rows[defect]
+    for test in row.aimed:
+        o = row.outcomes.get(test, sensitivity.Outcome(test, "not run"))
+        assert o.names_expectation, (
+            f"defect {defect}: drill {test} should fail naming the broken expectation, "
+            f"but it {o.status}: {o.message[:500] or '(no message)'}"
+        )
+    if row.control is not None:  # None: the defect touches every drill (see GLOBAL_DEFECTS)
+        c = row.outcomes.get(row.control, sensitivity.Outcome(row.control, "not run"))
+        assert c.status == "passed", f"defect {defect}: the unrelated drill {row.control} {c.status}: {c.message[:500]}"
+
+
+def test_aims_cover_every_defect_of_the_reference_agent() -> None:
+    """The table of aimed drills names every defect the reference agent knows, and only drills that exist."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
+    from reference_agent.config import KNOWN_DEFECTS
+
+    assert set(sensitivity.aims()) == set(KNOWN_DEFECTS)
+    scenarios = Path(__file__).resolve().parents[2] / "scenarios"
+    names = {line.split("(")[0].removeprefix("def ").strip()
+             for f in scenarios.glob("test_*.py") for line in f.read_text().splitlines() if line.startswith("def test_")}
+    for defect, tests in sensitivity.aims().items():
+        missing = [t for t in tests if t not in names]
+        assert not missing, f"defect {defect} aims at drills that do not exist: {missing}"
+    assert all(c in names for c in sensitivity.CONTROLS)
