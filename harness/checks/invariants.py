@@ -229,7 +229,9 @@ def gradual_resumption(ctx: DrillContext, run: RunInfo) -> InvariantResult:
         return InvariantResult(name, PASSED, "no fault, nothing to resume from")
     # Transactions mined again after a reorg are old work coming back, not a resumption burst.
     skip = set(ctx.harness_txs) | ctx.watcher.reorged
-    times = sorted(tx.t for tx in ctx.watcher.agent_txs() if tx.hash.lower() not in skip)
+    # When the agent *sent* each transaction matters, not when it was mined: transactions held up
+    # by the fault (stuck under a gas spike, a stalled chain) that land together are not a burst.
+    times = sorted(tx.first_seen for tx in ctx.watcher.agent_txs() if tx.hash.lower() not in skip)
     bursts = []
     prev = run.t0
     for i, t in enumerate(times):

@@ -76,7 +76,13 @@ class TxRecord:
     arg_address: str | None  # first address argument (approve/transfer target)
     arg_amount: int | None  # second argument of approve/transfer
     block: int
-    t: float  # harness time the watcher saw it
+    t: float  # harness time the watcher saw it mined
+    sent_t: float | None = None  # harness time it was first seen pending (None: mined before any pool read)
+
+    @property
+    def first_seen(self) -> float:
+        """When the agent's transaction was first seen at all: pending if it was, else mined."""
+        return self.t if self.sent_t is None else min(self.sent_t, self.t)
 
     @property
     def gas_cost(self) -> int:
@@ -169,6 +175,7 @@ class ChainWatcher:
         self.last_error = ""
         self._hashes: dict[int, str] = {}
         self._seen_pending: dict[tuple[str, int], dict[str, tuple[int, int]]] = {}
+        self._first_pending: dict[str, float] = {}  # tx hash -> harness time first seen in the pool
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.polls = 0
@@ -289,6 +296,7 @@ class ChainWatcher:
             gas_used=_int(rcpt["gasUsed"]), effective_gas_price=_int(rcpt.get("effectiveGasPrice") or tx.get("gasPrice")),
             status=_int(rcpt["status"]), selector=selector, method=method, arg0=arg0,
             arg_address=arg_addr, arg_amount=arg_amount, block=block, t=clock.now(),
+            sent_t=self._first_pending.get(tx["hash"].lower()),
         )
         key = (rec.sender.lower(), rec.nonce)
         seen = self._seen_pending.get(key, {})
@@ -386,6 +394,7 @@ class ChainWatcher:
                 for nonce_s, tx in by_nonce.items():
                     out.setdefault(sender.lower(), {})[int(nonce_s)] = tx
                     key = (sender.lower(), int(nonce_s))
+                    self._first_pending.setdefault(tx["hash"].lower(), clock.now())
                     seen = self._seen_pending.setdefault(key, {})
                     if tx["hash"] not in seen:
                         if seen:
