@@ -7,6 +7,7 @@ subprocess, and a counterparty thread opening escrows for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -24,8 +25,8 @@ from typing import Any
 from eth_account import Account
 
 from harness.accounts import DevAccount, new_key
-from harness.chain.base import Chain
-from harness.contracts import Deployment, send_tx
+from harness.chain.base import Chain, start_chain
+from harness.contracts import Deployment, deploy_contracts, send_tx
 from harness.netutil import free_port
 from harness.procs import spawn, stop_process
 
@@ -410,3 +411,52 @@ class Forwarder:
 
     def stop(self) -> None:
         self.down()
+
+
+# -- the world of one test ---------------------------------------------------------------------
+
+BACKENDS = ["anvil", "pyevm"]
+
+
+@dataclass
+class World:
+    tmp: Path
+    chain: Chain
+    deployment: Deployment
+    hot: DevAccount
+    cold: str
+    alerts: AlertReceiver
+    stack: contextlib.ExitStack
+    agent: AgentProcess | None = None
+    counterparty: Counterparty | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def start_agent(self, *, defects: str = "", urls: list[str] | None = None, env_extra: dict[str, str] | None = None) -> AgentProcess:
+        env, control = agent_env(self.tmp, urls or [self.chain.rpc_url], self.deployment, self.hot, self.cold, self.alerts.url,
+                                 defects=defects, extra=env_extra)
+        self.agent = AgentProcess(env=env, log_path=self.tmp / "agent.log", control_url=control, token=env["AGENT_OPERATOR_TOKEN"])
+        self.agent.start()
+        self.stack.callback(self.agent.stop)
+        return self.agent
+
+    def restart_agent(self) -> AgentProcess:
+        assert self.agent is not None
+        self.agent.stop()
+        self.agent.start()
+        return self.agent
+
+    def open_escrows(self, *, every: float = 0.5, ahead: int = 15) -> Counterparty:
+        self.counterparty = Counterparty(self.chain, self.deployment, self.hot.address, every=every, ahead=ahead).start()
+        self.stack.callback(self.counterparty.stop)
+        return self.counterparty
+
+
+def make_world(tmp: Path, backend: str, stack: contextlib.ExitStack, *, block_time: float | None = None) -> World:
+    chain = start_chain(backend=backend, block_time=block_time)
+    stack.callback(chain.stop)
+    deployment = deploy_contracts(chain.w3, chain.accounts[0])
+    hot = new_hot()
+    fund(chain, deployment, hot.address)
+    alerts = AlertReceiver()
+    stack.callback(alerts.stop)
+    return World(tmp=tmp, chain=chain, deployment=deployment, hot=hot, cold=new_key().address, alerts=alerts, stack=stack)

@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import World, backends
+from ra_world import BACKENDS, World
 from ra_world import Attacker, Forwarder, escrow_states, proof_txs
 
 from harness.contracts import send_tx
@@ -55,12 +55,12 @@ def _assert_clean_run(w: World, sender: str) -> dict[int, tuple[str, int, int, i
     return states
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_steady_state_proves_every_escrow_in_time(tmp_path, backend: str) -> None:
     """Automine; interval mining is covered by the restart test below, which also proves in steady state."""
     import contextlib
 
-    from conftest import make_world
+    from ra_world import make_world
 
     with contextlib.ExitStack() as stack:
         w = make_world(tmp_path, backend, stack)
@@ -79,11 +79,11 @@ def test_steady_state_proves_every_escrow_in_time(tmp_path, backend: str) -> Non
         assert '"clean": true' in (tmp_path / "state" / "run.json").read_text()
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_sigkill_then_restart_proves_without_duplicates_and_reports_the_crash(tmp_path, backend: str) -> None:
     import contextlib
 
-    from conftest import make_world
+    from ra_world import make_world
 
     with contextlib.ExitStack() as stack:
         w = make_world(tmp_path, backend, stack, block_time=1.0)  # interval mining: work is in flight at the kill
