@@ -15,33 +15,23 @@ Arguments after ``--`` go to every pytest run.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sensitivity import ROOT, Outcome, parse_junit
+from sensitivity import Outcome, run_drills
 
 
 def run_suite(*, chain: str | None, extra: Sequence[str], timeout: float, tmp: Path, index: int) -> tuple[dict[str, Outcome], float]:
-    junit = tmp / f"run{index}.xml"
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "scenarios"), "-m", "drill", "-q", "-p", "no:randomly",
-           f"--junitxml={junit}", "--basetemp", str(tmp / f"run{index}")]
-    if chain:
-        cmd += ["--chain", chain]
-    cmd += list(extra)
-    started = time.monotonic()
-    try:
-        subprocess.run(cmd, check=False, cwd=ROOT, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-    except subprocess.TimeoutExpired:
+    workdir = tmp / f"run{index}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    outcomes, seconds, timed_out = run_drills(workdir, chain=chain, extra=extra, timeout=timeout)
+    if timed_out:
         print(f"run {index}: stopped after {timeout:.0f} s", flush=True)
-    return parse_junit(junit), time.monotonic() - started
+    return outcomes, seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:

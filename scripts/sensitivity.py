@@ -153,27 +153,41 @@ def parse_junit(path: Path) -> dict[str, Outcome]:
     return out
 
 
-def run_defect(defect: str, aimed: Sequence[str], control: str | None, *, chain: str | None, extra: Sequence[str],
-               timeout: float) -> Row:
+def run_drills(workdir: Path, *, chain: str | None, extra: Sequence[str], timeout: float,
+               select: Sequence[str] = ()) -> tuple[dict[str, Outcome], float, bool]:
+    """Run the drills of scenarios/ in a pytest subprocess (``select``: only these, by name).
+
+    Returns the outcome of every drill that finished (from its JUnit XML), the seconds it took, and
+    whether the run was stopped at ``timeout`` (what did not finish then shows as "not run").
+    """
     import time
 
+    junit = workdir / "junit.xml"
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "scenarios"), "-m", "drill", "-q", "-p", "no:randomly",
+           f"--junitxml={junit}", "--basetemp", str(workdir / "run")]
+    if select:
+        cmd += ["-k", " or ".join(select)]
+    if chain:
+        cmd += ["--chain", chain]
+    cmd += list(extra)
+    started = time.monotonic()
+    timed_out = False
+    try:
+        subprocess.run(cmd, check=False, cwd=ROOT, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    return parse_junit(junit), time.monotonic() - started, timed_out
+
+
+def run_defect(defect: str, aimed: Sequence[str], control: str | None, *, chain: str | None, extra: Sequence[str],
+               timeout: float) -> Row:
     row = Row(defect, tuple(aimed), control)
     with tempfile.TemporaryDirectory(prefix=f"sens-{defect}-") as tmp:
-        junit = Path(tmp) / "junit.xml"
-        cmd = [sys.executable, "-m", "pytest", str(ROOT / "scenarios"), "-m", "drill", "-q", "-p", "no:randomly",
-               "-k", " or ".join([*aimed, *([control] if control else [])]), "--agent-env", f"AGENT_DEFECTS={defect}",
-               f"--junitxml={junit}", "--basetemp", str(Path(tmp) / "run")]
-        if chain:
-            cmd += ["--chain", chain]
-        cmd += list(extra)
-        started = time.monotonic()
-        try:
-            subprocess.run(cmd, check=False, cwd=ROOT, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-        except subprocess.TimeoutExpired:
-            pass  # whatever finished is in the XML; the rest shows as "not run"
-        row.seconds = time.monotonic() - started
-        row.outcomes = parse_junit(junit)
+        row.outcomes, row.seconds, _ = run_drills(
+            Path(tmp), chain=chain, extra=["--agent-env", f"AGENT_DEFECTS={defect}", *extra], timeout=timeout,
+            select=[*aimed, *([control] if control else [])],
+        )
     return row
 
 
