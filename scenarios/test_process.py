@@ -31,7 +31,7 @@ def test_process_killed_reports_process_crash(drill):
 @process_crash
 def test_process_killed_restarts_without_duplicate_or_lost_work(drill):
     drill.steady_state()
-    drill.inject(ProcessKill())
+    drill.inject(ProcessKill(down=3.0))  # down long enough for escrows to be opened meanwhile
     drill.expect_containment(restarted(), no_nonce_gap(), no_work_lost(), proofs_landing(1))
     drill.verify()  # no escrow proven or proof attempted twice
 

@@ -115,6 +115,7 @@ class Drill:
         self.faults: list[Fault] = []
         self.incident_id: str | None = None
         self.detected_severity: str | None = None
+        self.expected_severity: str | None = None  # the minimum severity expect_detection asked for
         self.contained_t: float | None = None
         self.recovered_t: float | None = None
         self.last_heal_t: float | None = None
@@ -240,6 +241,7 @@ class Drill:
         _check_severity(severity)
         t0 = self._need_t0("expect_detection")
         within = self.budget.detect if within is None else within * self.budget.scale
+        self.expected_severity = severity
 
         def check() -> tuple[bool, str]:
             ev = first_alert(self.ctx.timeline.events("alert"), kind, severity, after=t0)
@@ -252,7 +254,8 @@ class Drill:
         assert ev is not None
         self.incident_id = str(ev.data["incident_id"])
         self.detected_severity = str(ev.data["severity"])
-        self._phase("drill.detected", kind=kind, severity=self.detected_severity, incident_id=self.incident_id, mttd=round(ev.t - t0, 3))
+        self._phase("drill.detected", kind=kind, severity=self.detected_severity, incident_id=self.incident_id, mttd=round(ev.t - t0, 3),
+                    within=round(within, 3), expected_severity=severity)
         return dict(ev.data)
 
     def expect_containment(self, *predicates: Predicate, within: float | None = None) -> float:
@@ -278,7 +281,7 @@ class Drill:
             raise ContainmentFailed(missing)
         self.contained_t = clock.now()
         took = round(self.contained_t - t0, 3)
-        self._phase("drill.contained", time_to_contain=took, predicates=[p.name for p in predicates])
+        self._phase("drill.contained", time_to_contain=took, predicates=[p.name for p in predicates], within=round(within, 3))
         return took
 
     def wait_until(self, *predicates: Predicate, within: float) -> None:
@@ -338,7 +341,7 @@ class Drill:
             raise RecoveryFailed(f"no recovery within {within:.1f} s of injection ({seen})")
         self.recovered_t = clock.now()
         mttr = round(self.recovered_t - t0, 3)
-        self._phase("drill.recovered", mttr=mttr, incident_id=self.incident_id)
+        self._phase("drill.recovered", mttr=mttr, incident_id=self.incident_id, within=round(within, 3))
         return mttr
 
     def _at_risk(self, events: list[Any]) -> int:
@@ -446,4 +449,5 @@ class Drill:
             alert_duplicates=self.ctx.alerts.duplicates if self.ctx.alerts else 0,
             contract_violations=self.ctx.alerts.violations if self.ctx.alerts else 0,
             chain_backend=self.ctx.chain.backend, budget_scale=self.budget.scale, rerun=rerun,
+            extra={"expected_severity": self.expected_severity} if self.expected_severity else {},
         )

@@ -134,11 +134,15 @@ class reorged_proofs_redone(Predicate):
 
 
 class no_work_lost(Predicate):
-    """Every escrow opened for the agent more than ``grace`` seconds ago is proven.
+    """Every escrow opened for the agent more than ``grace`` seconds ago is proven, once the agent
+    has been back for ``grace`` seconds.
 
     After a restart or a rebuilt state the agent must pick up the escrows opened while it was down
     (and those it was proving when it died); an agent that starts reading the chain at its head
-    leaves them open until they expire.
+    leaves them open until they expire. The check holds only once the agent has answered its health
+    endpoint for ``grace`` seconds after its latest start, so the escrows opened while it was down
+    or starting are old enough to count (otherwise it could hold in the instant after the restart,
+    before anything had been missed).
     """
 
     name = "no work lost"
@@ -147,15 +151,37 @@ class no_work_lost(Predicate):
     def __init__(self, *, grace: float = 3.0) -> None:
         self.grace = grace
 
+    def _back_since(self, probe: Probe) -> float | None:
+        """When the agent was last back: the first health answer after its latest start since the
+        injection (the injection itself when it was not restarted); None while it is not back."""
+        tl = probe.ctx.timeline
+        starts = [e.t for e in tl.events("agent.start") if e.t >= probe.since]
+        if not starts:
+            return probe.since
+        answered = [e.t for e in tl.events("health") if e.t >= starts[-1]]
+        if answered:
+            return answered[0]
+        health = probe.ctx.health
+        if health is not None and health.reachable and health.last_t is not None and health.last_t >= starts[-1]:
+            return starts[-1]  # back so fast that the poller never saw it gone
+        return None
+
     def __call__(self, probe: Probe) -> Seen:
         from harness import clock
 
         w, ctx = probe.watcher, probe.ctx
         mine = {a.lower() for a in ctx.agent_addresses}
-        cutoff = clock.now() - self.grace
+        now = clock.now()
+        cutoff = now - self.grace
         with w.lock:
             escrows = list(w.escrows.values())
         due = [e for e in escrows if e.agent.lower() in mine and e.opened_t <= cutoff]
         left = sorted(e.id for e in due if e.state != "proven")
         shown = ", ".join(f"#{i}" for i in left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
-        return Seen(not left, f"{len(due)} escrow(s) opened more than {self.grace:g} s ago, not proven: {shown or 'none'}")
+        seen = f"{len(due)} escrow(s) opened more than {self.grace:g} s ago, not proven: {shown or 'none'}"
+        back = self._back_since(probe)
+        if back is None:
+            return Seen(False, f"{seen}; the agent has not answered its health endpoint since its restart")
+        if now - back < self.grace:
+            return Seen(False, f"{seen}; the agent is back for {now - back:.1f} s, waiting until {self.grace:g} s")
+        return Seen(not left, seen)

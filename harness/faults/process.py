@@ -45,14 +45,20 @@ class ProcessKill(Fault):
     ``blocks_while_down`` mines that many empty blocks right after the kill, so the restarted agent
     finds the escrows opened before it died well behind the chain's head (an agent that resumes
     reading at the head, or a few blocks before it, misses them).
+
+    ``down`` keeps the agent down that many seconds before the supervisor restarts it, so the
+    workload opens escrows while nothing watches the chain.
     """
 
     family = "process"
     name = "process_kill"
 
     def __init__(self, *, sig: str = "SIGKILL", in_flight: bool = False, block_time: float = 2.0,
-                 wait: float = 10.0, blocks_while_down: int = 0) -> None:
+                 wait: float = 10.0, blocks_while_down: int = 0, down: float = 0.0) -> None:
         super().__init__()
+        if not isinstance(down, (int, float)) or isinstance(down, bool) or down < 0:
+            raise ConfigError(f"ProcessKill: down must be a number of seconds >= 0, not {down!r}")
+        self.down = float(down)
         if not isinstance(blocks_while_down, int) or blocks_while_down < 0:
             raise ConfigError(f"ProcessKill: blocks_while_down must be an int >= 0, not {blocks_while_down!r}")
         self.blocks_while_down = blocks_while_down
@@ -72,6 +78,8 @@ class ProcessKill(Fault):
         out: dict[str, Any] = {"family": self.family, "signal": self.sig, "pid": self.killed_pid}
         if self.blocks_while_down:
             out["blocks_while_down"] = self.blocks_while_down
+        if self.down:
+            out["down"] = self.down
         if self.in_flight:
             out.update(in_flight=True, block_time=self.block_time, pending_tx=self.pending_tx)
         return out
@@ -86,7 +94,10 @@ class ProcessKill(Fault):
                 raise
         agent = self.ctx.agent
         self.killed_pid = agent.pid
-        agent.kill(self._signal)
+        if self.down:
+            agent.hold_next_restart(self.down)
+        if not agent.kill(self._signal) and self.down:
+            agent.hold_next_restart(0)  # nothing was killed: do not delay some later restart
         if self.blocks_while_down:
             # The chain moves on while the agent is down (before the supervisor's first restart):
             # empty blocks, with no time added where the node allows it (anvil_mine's interval 0).

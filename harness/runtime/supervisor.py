@@ -89,6 +89,7 @@ class AgentRuntime:
         self._thread: threading.Thread | None = None
         self._start_hook: Callable[[AgentRuntime], None] | None = None
         self._gave_up = False
+        self._hold = 0.0  # the next restart waits at least this long (hold_next_restart)
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -153,6 +154,17 @@ class AgentRuntime:
                 return False
         return True
 
+    def hold_next_restart(self, seconds: float) -> None:
+        """Keep the agent down for at least ``seconds`` after its next exit (then the policy resumes).
+
+        Models a process that stays down for a while (a host rebooting, a deploy in progress) so
+        that work piles up on the chain while nothing is there to see it.
+        """
+        if seconds < 0:
+            raise UsageError(f"hold_next_restart needs seconds >= 0, got {seconds}")
+        with self._lock:
+            self._hold = float(seconds)
+
     def freeze(self) -> bool:
         return self.kill(signal.SIGSTOP)
 
@@ -215,6 +227,8 @@ class AgentRuntime:
                 return
             delay = self.policy.delay(streak)
             streak += 1
+            with self._lock:
+                delay, self._hold = max(delay, self._hold), 0.0
             if self._stopping.wait(delay):
                 return
             with self._lock:

@@ -77,6 +77,24 @@ def test_kill_is_recorded_with_the_signal_and_the_agent_comes_back(tmp_path: Pat
         rt.stop()
 
 
+def test_hold_keeps_the_agent_down_once_then_the_policy_applies_again(tmp_path: Path) -> None:
+    rt = runtime(tmp_path, "import time; time.sleep(60)")
+    rt.start()
+    try:
+        rt.hold_next_restart(0.6)
+        assert rt.kill(signal.SIGKILL)
+        assert rt.timeline.wait_for(lambda e: e.kind == "agent.start" and e.data["start"] == 2, timeout=10)
+        assert rt.kill(signal.SIGKILL)
+        assert rt.timeline.wait_for(lambda e: e.kind == "agent.start" and e.data["start"] == 3, timeout=10)
+    finally:
+        rt.stop()
+    exits, starts = rt.timeline.events("agent.exit"), rt.timeline.events("agent.start")
+    assert [e.data["backoff"] for e in rt.timeline.events("agent.restart")] == [0.6, 0.1]
+    assert starts[1].t - exits[0].t >= 0.6  # really down that long
+    with pytest.raises(UsageError, match="seconds >= 0"):
+        rt.hold_next_restart(-1)
+
+
 def test_start_hook_runs_after_every_start(tmp_path: Path) -> None:
     rt = runtime(tmp_path, "import time; time.sleep(60)")
     calls: list[int] = []

@@ -94,6 +94,8 @@ def test_summary_validates_and_records_each_drill(run: Run) -> None:
     assert killed["regression"]["regressed"] and killed["regression"]["history_runs"] == 3
     assert "x the median 0.21 s of the last 3 passing run(s) (limit 1.5x = 0.32 s)" in killed["failure_message"]
     assert killed["incidents"][0]["kind"] == "process_crash" and killed["restarts"] >= 1
+    # the drill's own within=10 and severity="SEV-2", not the configured detect budget of 5 s
+    assert killed["budgets"]["detect_s"] == 10.0 and killed["expected_incident"]["min_severity"] == "SEV-2"
     failover = drills[FAILOVER]
     assert (failover["status"], failover["failure_category"]) == ("failed", "missed_detection")
     assert failover["mttd_s"] is None and failover["budgets"]["detect_s"] == 5.0
