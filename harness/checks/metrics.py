@@ -15,7 +15,7 @@ from typing import Any
 from harness.observe.alerts import severity_rank
 from harness.observe.timeline import Event, Timeline
 
-__all__ = ["IncidentView", "Metrics", "first_alert", "incidents", "compute"]
+__all__ = ["IncidentView", "Metrics", "first_alert", "incidents", "compute", "without_probe_alerts"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +87,15 @@ def incidents(events: Iterable[Event]) -> list[IncidentView]:
             )
         )
     return sorted(out, key=lambda i: i.first_t)
+
+
+def without_probe_alerts(events: Iterable[Event]) -> list[Event]:
+    """The events without the alerts of the end-of-drill probe's manual incident: the harness asked
+    for that one, so it is no detection (a drill that expects no incident would otherwise get the
+    probe's arrival as its MTTD)."""
+    events = list(events)
+    probes = {e.data.get("incident_id") for e in events if e.kind == "drill.probe" and e.data.get("incident_id")}
+    return [e for e in events if not (e.kind == "alert" and e.data.get("incident_id") in probes)]
 
 
 def compute(timeline: Timeline | Iterable[Event], *, kind: str | None = None, min_severity: str = "SEV-4") -> Metrics:

@@ -26,7 +26,7 @@ import requests
 from harness import clock
 from harness.checks import invariants as inv
 from harness.checks.budgets import POLICY, Budget, PolicyTargets
-from harness.checks.metrics import compute, first_alert, incidents
+from harness.checks.metrics import compute, first_alert, incidents, without_probe_alerts
 from harness.drill.context import DrillContext
 from harness.drill.predicates import Predicate, Probe, Seen, fmt_eth, proxy_traffic
 from harness.drill.result import DrillResult
@@ -416,7 +416,7 @@ class Drill:
                 invariants = self.check_invariants()
             except DrillsError as err:
                 invariants = [inv.InvariantResult("invariants", inv.UNKNOWN, f"not checked: {err}")]
-        m = compute(self.ctx.timeline, kind=self.incident)
+        m = compute(without_probe_alerts(self.ctx.timeline.events()), kind=self.incident)
         w = self.ctx.watcher
         try:
             money = inv.money(self.ctx)

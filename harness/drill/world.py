@@ -147,7 +147,10 @@ def _start_proxies(ctx: DrillContext, chain: Chain) -> None:
     ctx.proxies = control
     ctx.proxy_api_url = api_url.rstrip("/")
     for role, name in ENDPOINT_ROLES.items():
-        endpoint = control.create(name, upstream=upstream)
+        # A port below the kernel's ephemeral range (free_port): an outage closes the listener,
+        # and a port of that range could meanwhile become some outgoing connection's local port,
+        # so the proxy could not listen there again when the fault heals.
+        endpoint = control.create(name, upstream=upstream, listen=f"127.0.0.1:{free_port()}")
         ctx.endpoints[role] = name
         ctx.endpoint_urls[role] = endpoint.url
 

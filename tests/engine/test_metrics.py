@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.checks.metrics import compute, incidents
+from harness.checks.metrics import compute, incidents, without_probe_alerts
 from harness.observe.timeline import Event
 
 
@@ -50,3 +50,14 @@ def test_incidents_grouped_with_highest_severity_and_last_status() -> None:
     inc = incs["INC-2026-01-01-003"]
     assert (inc.severity, inc.status, inc.open, len(inc.events)) == ("SEV-2", "resolved", False, 3)
     assert incs["INC-2026-01-01-002"].open
+
+
+def test_the_end_of_drill_probe_is_no_detection() -> None:
+    # A drill that expects no incident (the operator's halt) must not get the harness's own probe
+    # as its MTTD.
+    tl = [ev(10.0, "drill.inject"), ev(24.0, "drill.probe", ok=True, incident_id="INC-2026-01-01-009", sent=24.0),
+          alert(24.1, "INC-2026-01-01-009", "manual", "SEV-4", "detected")]
+    assert compute(tl).mttd == 14.1
+    assert compute(without_probe_alerts(tl)).mttd is None
+    kept = without_probe_alerts([*tl, alert(30.0, "INC-2026-01-01-010", "manual", "SEV-4", "detected")])
+    assert [e.data.get("incident_id") for e in kept if e.kind == "alert"] == ["INC-2026-01-01-010"]

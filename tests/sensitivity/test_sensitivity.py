@@ -3,7 +3,7 @@
 For each defect, the aimed drills and one unrelated drill run in a pytest subprocess with
 ``--agent-env AGENT_DEFECTS=<defect>`` (see scripts/sensitivity.py). The aimed drills must fail
 with a drill failure that names the broken expectation, the unrelated one must pass. The
-defect x drill table is printed (``-s`` shows it; it is also in the test's captured output).
+defect x drill table is printed in the terminal summary at the end of the session.
 
 Slow: about half a minute per defect. Extra pytest arguments for the inner runs can be given in
 the environment variable SENSITIVITY_PYTEST_ARGS (split like a shell line).
@@ -27,11 +27,12 @@ DEFECTS = list(sensitivity.aims())
 
 
 @pytest.fixture(scope="module")
-def rows(pytestconfig: pytest.Config) -> dict[str, sensitivity.Row]:
+def rows(pytestconfig: pytest.Config, summary_lines: list[str]) -> dict[str, sensitivity.Row]:
     extra = shlex.split(os.environ.get("SENSITIVITY_PYTEST_ARGS", ""))
     chain = pytestconfig.getoption("--chain", None)
     got = sensitivity.run(sensitivity.aims(DEFECTS), chain=chain, extra=extra, timeout=300.0)
-    print("\n" + sensitivity.table(got) + "\n\n" + sensitivity.details(got))
+    text = sensitivity.table(got) + "\n\n" + sensitivity.details(got)
+    summary_lines.extend(text.splitlines())  # conftest.py prints them in the terminal summary
     return {r.defect: r for r in got}
 
 
