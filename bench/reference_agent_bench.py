@@ -24,11 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reference_agent"))
 
 from eth_utils import keccak
-from ra_world import AgentProcess, AlertReceiver, Counterparty, agent_env, fund, new_hot
-
-from harness.accounts import new_key
-from harness.chain.base import start_chain
-from harness.contracts import deploy_contracts
+from ra_world import make_world
 
 
 def main() -> int:
@@ -41,21 +37,14 @@ def main() -> int:
     args = ap.parse_args()
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        chain = start_chain(backend=args.backend, block_time=args.block_time or None)
-        stack.callback(chain.stop)
-        dep = deploy_contracts(chain.w3, chain.accounts[0])
-        hot = new_hot()
-        fund(chain, dep, hot.address)
-        alerts = AlertReceiver()
-        stack.callback(alerts.stop)
-        env, control = agent_env(tmp, [chain.rpc_url], dep, hot, new_key().address, alerts.url)
-        agent = AgentProcess(env=env, log_path=tmp / "agent.log", control_url=control).start()
-        stack.callback(agent.stop)
+        world = make_world(tmp, args.backend, stack, block_time=args.block_time or None)
+        chain, dep, hot = world.chain, world.deployment, world.hot
+        agent = world.start_agent()
         t0 = time.monotonic()
         agent.wait_healthy(60)
         ready = time.monotonic() - t0
         first_block = chain.block_number()
-        cp = Counterparty(chain, dep, hot.address, every=args.every, ahead=args.ahead).start()
+        cp = world.open_escrows(every=args.every, ahead=args.ahead)
         time.sleep(args.seconds)
         cp.stop()
         time.sleep(args.ahead + 2)
@@ -94,7 +83,7 @@ def main() -> int:
             print(f"open->proof, chain s    median {statistics.median(delays_s):.1f}, worst {max(delays_s)}")
             print(f"open->proof, blocks     median {statistics.median(delays_b):.1f}, worst {max(delays_b)}")
             print(f"smallest deadline margin {min(margins)} s")
-        print(f"incident events         {len(alerts.events)}")
+        print(f"incident events         {len(world.alerts.events)}")
     return 0
 
 

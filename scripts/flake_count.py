@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sensitivity import Outcome, run_drills
+from sensitivity import Outcome, run_drills, split_extra
 
 
 def run_suite(*, chain: str | None, extra: Sequence[str], timeout: float, tmp: Path, index: int) -> tuple[dict[str, Outcome], float]:
@@ -35,11 +35,7 @@ def run_suite(*, chain: str | None, extra: Sequence[str], timeout: float, tmp: P
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+    argv, extra = split_extra(argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3, help="full suite runs (default 3)")
     p.add_argument("--chain", choices=("pyevm", "anvil"), default=None)

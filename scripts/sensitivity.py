@@ -241,12 +241,17 @@ def run(defects: Mapping[str, Sequence[str]], *, chain: str | None, extra: Seque
     return rows
 
 
+def split_extra(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """The script's own arguments and those after ``--`` (for every pytest run)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--" in args:
+        i = args.index("--")
+        return args[:i], args[i + 1:]
+    return args, []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+    argv, extra = split_extra(argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--chain", choices=("pyevm", "anvil"), default=None, help="chain backend (default: the project's)")
     p.add_argument("--defects", default=None, help="comma-separated defects (default: all)")
