@@ -29,6 +29,8 @@ def _submit_proof_selector() -> str:
 class using_endpoint(Predicate):
     """The agent's /health says its active RPC is the URL of ``role`` ("primary", "backup-1")."""
 
+    evidence = False  # the agent's own claim (/health or its alerts)
+
     def __init__(self, role: str = "primary") -> None:
         self.role = role
         self.name = f"agent using the {role} RPC"
@@ -51,6 +53,7 @@ class using_endpoint(Predicate):
 class not_halted(Predicate):
     """The agent is not halted (e.g. an attacker's halt command did not run)."""
 
+    evidence = False  # the agent's own claim (/health or its alerts)
     name = "agent not halted"
     failure = "the agent was halted"
 
@@ -65,6 +68,8 @@ class not_halted(Predicate):
 class dropped_txs_resent(Predicate):
     """Every transaction the DroppedTransaction fault dropped was sent again: the same hash mined,
     or another transaction of the agent mined at the same nonce."""
+
+    evidence = True
 
     name = "dropped transactions rebroadcast"
     failure = "a dropped transaction was never sent again"
@@ -90,6 +95,8 @@ class dropped_txs_resent(Predicate):
 class attacker_blocked(Predicate):
     """The control API refuses the attacker's source: its last ``last`` attempts were answered 429."""
 
+    evidence = True
+
     def __init__(self, attack: Any, *, last: int = 3) -> None:
         self.attack = attack
         self.last = last
@@ -108,6 +115,8 @@ class attacker_blocked(Predicate):
 
 class reorged_proofs_redone(Predicate):
     """Every escrow whose proof the reorg orphaned is proven again on the new branch."""
+
+    evidence = True
 
     name = "orphaned proofs submitted again"
     failure = "an escrow whose proof was orphaned by the reorg is not proven again"
@@ -144,6 +153,8 @@ class no_work_lost(Predicate):
     or starting are old enough to count (otherwise it could hold in the instant after the restart,
     before anything had been missed).
     """
+
+    evidence = True
 
     name = "no work lost"
     failure = "escrows opened for the agent were left unproven"

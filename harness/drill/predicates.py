@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from harness.drill.context import DrillContext
 
 __all__ = [
-    "Probe", "Seen", "Predicate", "fmt_eth", "proxy_traffic",
+    "Probe", "Seen", "Predicate", "latest_since", "fmt_eth", "proxy_traffic",
     "swept_to_cold_wallet", "allowance_revoked", "new_address_announced", "key_retired", "no_outgoing_from",
     "traffic_on", "failed_over", "proofs_landing", "halted", "in_mode", "pending_queue_drained",
     "no_nonce_gap", "replaced_with_fee_bump", "reverts_at_most", "healthy", "restarted",
@@ -71,6 +71,16 @@ class Probe:
 class Seen:
     ok: bool
     seen: str  # what was observed, for the failure message
+    # Harness clock time at which the evidence that makes the predicate hold began (the start of the
+    # quiet window that proved it, ...); None means "now". The engine dates containment at the latest.
+    since: float | None = None
+
+
+def latest_since(*seen: Seen) -> float | None:
+    """The latest ``since`` of several results (a combined predicate holds from then); None if any is "now"."""
+    if any(s.since is None for s in seen):
+        return None
+    return max((s.since for s in seen if s.since is not None), default=None)
 
 
 class Predicate:
@@ -78,6 +88,11 @@ class Predicate:
 
     name = "predicate"
     failure = "predicate did not hold"
+    # True when judged on what the harness observes (chain, proxy counters, supervisor, control-API
+    # answers to the harness); False when it rests on the agent's own claim (/health, alerts).
+    # A containment check needs at least one evidence predicate. False by default: a new predicate
+    # must say so to count as evidence.
+    evidence: bool = False
 
     def __call__(self, probe: Probe) -> Seen:
         raise NotImplementedError
@@ -98,6 +113,8 @@ def _agent_outgoing(probe: Probe, address: str, since: float) -> list[Any]:
 
 class swept_to_cold_wallet(Predicate):
     """The cold wallet received ETH since injection and the hot wallet is left with dust at most."""
+
+    evidence = True
 
     name = "funds swept to the cold wallet"
     failure = "no sweep to the cold wallet"
@@ -124,6 +141,8 @@ class swept_to_cold_wallet(Predicate):
 class allowance_revoked(Predicate):
     """The old hot address's token allowance to the escrow is zero."""
 
+    evidence = True
+
     name = "escrow allowance revoked"
     failure = "the escrow allowance was not revoked"
 
@@ -135,6 +154,8 @@ class allowance_revoked(Predicate):
 
 
 class new_address_announced(Predicate):
+    evidence = False  # the agent's own claim (/health or its alerts)
+
     name = "a new hot address announced"
     failure = "no new hot address announced (details.new_address)"
 
@@ -149,6 +170,8 @@ class no_outgoing_from(Predicate):
     Transactions the harness or an attacker made with the same key do not count.
     """
 
+    evidence = True
+
     name = "no further transactions from the old key"
     failure = "the agent kept sending from the old key"
 
@@ -162,11 +185,13 @@ class no_outgoing_from(Predicate):
         last = max((tx.t for tx in txs), default=probe.since)
         quiet_for = clock.now() - last
         ok = quiet_for >= self.quiet
-        return Seen(ok, f"{len(txs)} transaction(s) from {address} since injection, last {quiet_for:.1f} s ago (need {self.quiet:g} s quiet)")
+        return Seen(ok, f"{len(txs)} transaction(s) from {address} since injection, last {quiet_for:.1f} s ago (need {self.quiet:g} s quiet)", since=last)
 
 
 class key_retired(Predicate):
     """A new address is announced and the agent no longer sends from the leaked one."""
+
+    evidence = True
 
     name = "leaked key retired"
     failure = "the leaked key was not retired"
@@ -177,11 +202,13 @@ class key_retired(Predicate):
 
     def __call__(self, probe: Probe) -> Seen:
         a, q = self._announced(probe), self._quiet(probe)
-        return Seen(a.ok and q.ok, f"{a.seen}; {q.seen}")
+        return Seen(a.ok and q.ok, f"{a.seen}; {q.seen}", since=q.since)
 
 
 class traffic_on(Predicate):
     """The proxy of ``endpoint`` ("primary", "backup-1") carried at least ``min_bytes`` since injection."""
+
+    evidence = True
 
     failure = "no traffic on the endpoint"
 
@@ -204,6 +231,8 @@ class traffic_on(Predicate):
 class proofs_landing(Predicate):
     """At least ``count`` escrows proven (on time: the contract refuses late proofs) since injection."""
 
+    evidence = True
+
     def __init__(self, count: int = 1) -> None:
         self.count = count
         self.name = f"{count} proof(s) landing"
@@ -218,6 +247,8 @@ class proofs_landing(Predicate):
 class failed_over(Predicate):
     """Traffic on the backup since injection and proofs landing again."""
 
+    evidence = True
+
     def __init__(self, to: str = "backup-1", *, proofs: int = 1) -> None:
         self._traffic = traffic_on(to)
         self._proofs = proofs_landing(proofs)
@@ -226,7 +257,7 @@ class failed_over(Predicate):
 
     def __call__(self, probe: Probe) -> Seen:
         t, p = self._traffic(probe), self._proofs(probe)
-        return Seen(t.ok and p.ok, f"{t.seen}; {p.seen}")
+        return Seen(t.ok and p.ok, f"{t.seen}; {p.seen}", since=latest_since(t, p))
 
 
 def _health(probe: Probe) -> dict[str, Any] | None:
@@ -236,6 +267,8 @@ def _health(probe: Probe) -> dict[str, Any] | None:
 
 class in_mode(Predicate):
     """The agent's /health reports one of ``modes`` (e.g. "safe", "paused")."""
+
+    evidence = False  # the agent's own claim (/health or its alerts)
 
     def __init__(self, *modes: str) -> None:
         self.modes = modes
@@ -252,6 +285,8 @@ class in_mode(Predicate):
 class halted(Predicate):
     """Health says halted and nothing was sent from the agent's addresses for ``quiet`` seconds."""
 
+    evidence = True
+
     name = "agent halted"
     failure = "the agent did not halt"
 
@@ -265,10 +300,12 @@ class halted(Predicate):
         quiet_for = clock.now() - last
         mode_ok = h is not None and (h.get("mode") == "halted" or h.get("status") == "halted")
         mode = "unreachable" if h is None else f"mode={h.get('mode')!r}"
-        return Seen(mode_ok and quiet_for >= self.quiet, f"health {mode}; last transaction {quiet_for:.1f} s ago")
+        return Seen(mode_ok and quiet_for >= self.quiet, f"health {mode}; last transaction {quiet_for:.1f} s ago", since=last)
 
 
 class healthy(Predicate):
+    evidence = False  # the agent's own claim (/health or its alerts)
+
     name = "agent healthy"
     failure = "the agent did not report healthy"
 
@@ -294,6 +331,8 @@ def _pool(probe: Probe) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
 class pending_queue_drained(Predicate):
     """Nothing of the agent's waits in the node's pool (pending or queued)."""
 
+    evidence = True
+
     name = "pending queue drained"
     failure = "the agent's pending queue did not drain"
 
@@ -307,6 +346,8 @@ class pending_queue_drained(Predicate):
 class no_nonce_gap(Predicate):
     """No transaction of the agent is queued behind a missing nonce."""
 
+    evidence = True
+
     name = "no nonce gap"
     failure = "a nonce gap is left"
 
@@ -317,6 +358,8 @@ class no_nonce_gap(Predicate):
 
 class replaced_with_fee_bump(Predicate):
     """A transaction of the agent was replaced since injection with both fees raised by ``min_ratio``."""
+
+    evidence = True
 
     def __init__(self, *, min_ratio: float = 1.10) -> None:
         self.min_ratio = min_ratio
@@ -333,6 +376,8 @@ class replaced_with_fee_bump(Predicate):
 class reverts_at_most(Predicate):
     """The agent's reverted transactions since injection stay at or under ``count`` for ``quiet`` seconds."""
 
+    evidence = True
+
     def __init__(self, count: int = 3, *, quiet: float = 2.0) -> None:
         self.count = count
         self.quiet = quiet
@@ -344,11 +389,13 @@ class reverts_at_most(Predicate):
         last = max((tx.t for tx in reverted), default=probe.since)
         quiet_for = clock.now() - last
         ok = len(reverted) <= self.count and quiet_for >= self.quiet
-        return Seen(ok, f"{len(reverted)} reverted transaction(s) since injection, last {quiet_for:.1f} s ago")
+        return Seen(ok, f"{len(reverted)} reverted transaction(s) since injection, last {quiet_for:.1f} s ago", since=last)
 
 
 class restarted(Predicate):
     """The supervisor restarted the agent at least ``count`` times since injection."""
+
+    evidence = True
 
     def __init__(self, count: int = 1) -> None:
         self.count = count

@@ -7,6 +7,7 @@ No agent process here: the test signs with the drill's hot key itself, so each g
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,39 @@ def test_hard_time_limit_aborts_the_drill(ctx: DrillContext) -> None:
     d = drill_for(ctx, time_limit=0.3)
     with pytest.raises(DrillAborted, match="hard time limit of 0 s passed"):
         d.expect_containment(swept_to_cold_wallet(), within=10)
+
+
+def test_a_quiet_window_dates_its_evidence_to_the_last_send(ctx: DrillContext) -> None:
+    from harness import clock
+    from harness.drill.predicates import Probe
+
+    probe = Probe(ctx=ctx, since=clock.now())
+    quiet = no_outgoing_from(quiet=0.3)
+    send_tx(ctx.chain.w3, ctx.hot_wallet, {"to": ctx.cold_wallet, "value": 1, "gas": 21_000})
+    ctx.watcher.poll_once()
+    sent_at = max(tx.t for tx in ctx.watcher.agent_txs(probe.since))
+    first = quiet(probe)
+    assert not first.ok, first.seen
+    assert first.since == sent_at
+    time.sleep(0.4)
+    held = quiet(probe)
+    assert held.ok and held.since == sent_at, held
+
+
+def test_every_predicate_says_whether_it_is_evidence_or_a_claim() -> None:
+    import inspect
+
+    from harness.drill import playbook_predicates, predicates
+
+    claims = {"in_mode", "healthy", "using_endpoint", "not_halted", "new_address_announced"}
+    seen = set()
+    for module in (predicates, playbook_predicates):
+        for name, cls in vars(module).items():
+            if not (inspect.isclass(cls) and issubclass(cls, predicates.Predicate)) or cls is predicates.Predicate:
+                continue
+            if cls.__module__ != module.__name__:
+                continue
+            seen.add(name)
+            assert "evidence" in vars(cls), f"{name} does not declare evidence = True/False"
+            assert cls.evidence is (name not in claims), f"{name}: evidence={cls.evidence}, expected {name not in claims}"
+    assert claims <= seen
