@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Probe", "Seen", "Predicate", "latest_since", "fmt_eth", "proxy_traffic",
     "swept_to_cold_wallet", "allowance_revoked", "new_address_announced", "key_retired", "no_outgoing_from",
-    "traffic_on", "failed_over", "proofs_landing", "halted", "in_mode", "pending_queue_drained",
+    "traffic_on", "failed_over", "proofs_landing", "halted", "in_mode", "silent_while", "pending_queue_drained",
     "no_nonce_gap", "replaced_with_fee_bump", "reverts_at_most", "healthy", "restarted",
 ]
 
@@ -301,6 +301,41 @@ class halted(Predicate):
         mode_ok = h is not None and (h.get("mode") == "halted" or h.get("status") == "halted")
         mode = "unreachable" if h is None else f"mode={h.get('mode')!r}"
         return Seen(mode_ok and quiet_for >= self.quiet, f"health {mode}; last transaction {quiet_for:.1f} s ago", since=last)
+
+
+class silent_while(Predicate):
+    """The agent claims one of ``modes`` (paused/halted/safe) and the chain shows no transaction of
+    its addresses for ``quiet`` seconds, and none since the claim was first seen after injection.
+
+    The claim alone proves nothing: an agent that reports "safe" while it keeps sending fails here.
+    The evidence is dated to the start of the quiet window (the last transaction, or the injection).
+    """
+
+    evidence = True
+
+    def __init__(self, *modes: str, quiet: float = 2.0) -> None:
+        self.modes = modes or ("paused", "halted", "safe")
+        self.quiet = quiet
+        self._claimed_at: float | None = None
+        self.name = f"nothing sent while in mode {'/'.join(self.modes)}"
+        self.failure = f"the agent did not go quiet in mode {'/'.join(self.modes)}"
+
+    def __call__(self, probe: Probe) -> Seen:
+        h = _health(probe)
+        mode = None if h is None else h.get("mode")
+        claims = mode in self.modes
+        now = clock.now()
+        if claims and self._claimed_at is None:
+            self._claimed_at = now
+        txs = [tx for a in probe.ctx.agent_addresses for tx in _agent_outgoing(probe, a, probe.since)]
+        last = max((tx.t for tx in txs), default=probe.since)
+        during = [tx for tx in txs if self._claimed_at is not None and tx.t >= self._claimed_at]
+        quiet_for = now - last
+        shown = "unreachable" if h is None else f"mode={mode!r}"
+        seen = f"health {shown}; {len(txs)} transaction(s) since injection, last {quiet_for:.1f} s ago (need {self.quiet:g} s quiet)"
+        if during:
+            seen += f"; {len(during)} sent while it claimed {'/'.join(self.modes)}"
+        return Seen(claims and quiet_for >= self.quiet and not during, seen, since=last)
 
 
 class healthy(Predicate):

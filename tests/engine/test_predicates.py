@@ -240,3 +240,27 @@ def test_every_predicate_says_whether_it_is_evidence_or_a_claim() -> None:
             assert "evidence" in vars(cls), f"{name} does not declare evidence = True/False"
             assert cls.evidence is (name not in claims), f"{name}: evidence={cls.evidence}, expected {name not in claims}"
     assert claims <= seen
+
+
+def test_a_claimed_pause_with_sends_on_chain_is_not_silence(ctx: DrillContext) -> None:
+    from types import SimpleNamespace
+
+    from harness import clock
+    from harness.drill.predicates import Probe, silent_while
+
+    ctx.health = SimpleNamespace(last={"status": "degraded", "mode": "safe"})  # type: ignore[assignment]
+    probe = Probe(ctx=ctx, since=clock.now())
+    pred = silent_while("safe", quiet=0.3)
+    assert pred.evidence
+    first = pred(probe)
+    assert not first.ok and "mode='safe'" in first.seen  # claims safe, but not yet quiet for 0.3 s
+    send_tx(ctx.chain.w3, ctx.hot_wallet, {"to": ctx.cold_wallet, "value": 1, "gas": 21_000})
+    ctx.watcher.poll_once()
+    time.sleep(0.4)
+    sent = pred(probe)
+    assert not sent.ok and "1 sent while it claimed safe" in sent.seen, sent.seen
+    # a fresh check, claim seen only after the send, quiet since: holds, dated to the send
+    after = silent_while("safe", quiet=0.3)(probe)
+    assert after.ok and after.since == max(tx.t for tx in ctx.watcher.agent_txs(probe.since)), after
+    ctx.health = SimpleNamespace(last={"status": "ok", "mode": "normal"})  # type: ignore[assignment]
+    assert not silent_while("safe", quiet=0.3)(probe).ok
