@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from harness.drill.playbook_predicates import no_work_lost
-from harness.drill.predicates import in_mode, no_nonce_gap, proofs_landing, restarted
+from harness.drill.predicates import no_nonce_gap, proofs_landing, restarted, silent_while
 from harness.faults.process import CrashLoop, ProcessKill
 
 process_crash = pytest.mark.drill(playbook="process-crash", incident="process_crash", family="process")
@@ -41,7 +41,7 @@ def test_crash_loop_enters_safe_mode(drill):
     drill.steady_state()
     drill.inject(CrashLoop(starts=4, after=0.5))  # the first life killed is a long one
     drill.expect_detection("crash_loop", severity="SEV-2")
-    drill.expect_containment(in_mode("safe"))
+    drill.expect_containment(silent_while("safe", quiet=2.0))
     drill.heal()
     drill.expect_recovery()
     drill.verify()
