@@ -305,10 +305,10 @@ class halted(Predicate):
 
 class silent_while(Predicate):
     """The agent claims one of ``modes`` (paused/halted/safe) and the chain shows no transaction of
-    its addresses for ``quiet`` seconds, and none since the claim was first seen after injection.
+    its addresses for ``quiet`` seconds since it first claimed it, and none since that claim.
 
     The claim alone proves nothing: an agent that reports "safe" while it keeps sending fails here.
-    The evidence is dated to the start of the quiet window (the last transaction, or the injection).
+    The evidence is dated to the start of the quiet window (the claim, or the last send after it).
     """
 
     evidence = True
@@ -330,12 +330,15 @@ class silent_while(Predicate):
         txs = [tx for a in probe.ctx.agent_addresses for tx in _agent_outgoing(probe, a, probe.since)]
         last = max((tx.t for tx in txs), default=probe.since)
         during = [tx for tx in txs if self._claimed_at is not None and tx.t >= self._claimed_at]
-        quiet_for = now - last
+        # quiet counts from the later of the last send and the first claim: silence before the
+        # agent claimed the mode (a restart, say) is not silence in that mode
+        start = max(last, self._claimed_at) if self._claimed_at is not None else now
+        quiet_for = now - start
         shown = "unreachable" if h is None else f"mode={mode!r}"
         seen = f"health {shown}; {len(txs)} transaction(s) since injection, last {quiet_for:.1f} s ago (need {self.quiet:g} s quiet)"
         if during:
             seen += f"; {len(during)} sent while it claimed {'/'.join(self.modes)}"
-        return Seen(claims and quiet_for >= self.quiet and not during, seen, since=last)
+        return Seen(claims and quiet_for >= self.quiet and not during, seen, since=start)
 
 
 class healthy(Predicate):

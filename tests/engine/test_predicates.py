@@ -254,13 +254,18 @@ def test_a_claimed_pause_with_sends_on_chain_is_not_silence(ctx: DrillContext) -
     assert pred.evidence
     first = pred(probe)
     assert not first.ok and "mode='safe'" in first.seen  # claims safe, but not yet quiet for 0.3 s
+    time.sleep(0.4)
+    assert pred(probe).ok  # quiet for 0.3 s since the claim
     send_tx(ctx.chain.w3, ctx.hot_wallet, {"to": ctx.cold_wallet, "value": 1, "gas": 21_000})
     ctx.watcher.poll_once()
     time.sleep(0.4)
     sent = pred(probe)
     assert not sent.ok and "1 sent while it claimed safe" in sent.seen, sent.seen
-    # a fresh check, claim seen only after the send, quiet since: holds, dated to the send
-    after = silent_while("safe", quiet=0.3)(probe)
-    assert after.ok and after.since == max(tx.t for tx in ctx.watcher.agent_txs(probe.since)), after
+    # a fresh check: the claim is first seen after the send, so the window starts at the claim
+    fresh = silent_while("safe", quiet=0.3)
+    assert not fresh(probe).ok
+    time.sleep(0.4)
+    after = fresh(probe)
+    assert after.ok and after.since is not None and after.since > max(tx.t for tx in ctx.watcher.agent_txs(probe.since)), after
     ctx.health = SimpleNamespace(last={"status": "ok", "mode": "normal"})  # type: ignore[assignment]
     assert not silent_while("safe", quiet=0.3)(probe).ok
