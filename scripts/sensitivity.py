@@ -51,8 +51,6 @@ DEFAULT_AIMS: dict[str, tuple[str, ...]] = {
     "slow_detection": ("test_primary_rpc_down_detected_within_budget",),
     "no_state_rebuild": ("test_state_corrupted_rebuilds_from_chain_without_duplicate_proof",),
     "claims_only": ("test_crash_loop_enters_safe_mode", "test_resume_after_halt_is_gradual"),
-    # judged on the recorded recovery time (it must not shrink), which the engine's recovery check decides
-    "early_resolve": ("test_primary_rpc_down_fails_over_to_backup",),
 }
 
 #: defects that touch every drill (the key in every output, every detection slow): no unrelated
