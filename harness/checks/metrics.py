@@ -106,14 +106,28 @@ def compute(timeline: Timeline | Iterable[Event], *, kind: str | None = None, mi
     if inject is None:
         return Metrics()
     t0 = inject.t
+    # The engine records the values its checks judged (drill.detected, drill.contained,
+    # drill.recovered); those win over a reading of the alerts, so the report shows what was checked
+    # (not an earlier alert of a lower severity) and containment dated to the evidence that proved it.
+    checked = next((e for e in events if e.kind == "drill.detected" and e.t >= t0), None)
     det = first_alert(events, kind, min_severity, after=t0)
     contained = next((e for e in events if e.kind == "drill.contained" and e.t >= t0), None)
     recovered = next((e for e in events if e.kind == "drill.recovered" and e.t >= t0), None)
+    if checked is not None and checked.data.get("mttd") is not None:
+        mttd: float | None = float(checked.data["mttd"])
+        incident_id, severity = checked.data.get("incident_id"), checked.data.get("severity")
+    else:
+        mttd = round(det.t - t0, 3) if det else None
+        incident_id = det.data.get("incident_id") if det else None
+        severity = det.data.get("severity") if det else None
+    ttc: float | None = None
+    if contained is not None:
+        ttc = float(contained.data.get("time_to_contain", round(contained.t - t0, 3)))
     return Metrics(
         t0=t0,
-        mttd=round(det.t - t0, 3) if det else None,
-        time_to_contain=round(contained.t - t0, 3) if contained else None,
+        mttd=mttd,
+        time_to_contain=ttc,
         mttr=round(recovered.t - t0, 3) if recovered else None,
-        incident_id=str(det.data.get("incident_id")) if det else None,
-        detected_severity=str(det.data.get("severity")) if det else None,
+        incident_id=str(incident_id) if incident_id is not None else None,
+        detected_severity=str(severity) if severity is not None else None,
     )

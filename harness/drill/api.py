@@ -28,7 +28,7 @@ from harness.checks import invariants as inv
 from harness.checks.budgets import POLICY, Budget, PolicyTargets
 from harness.checks.metrics import compute, first_alert, incidents, without_probe_alerts
 from harness.drill.context import DrillContext
-from harness.drill.predicates import Predicate, Probe, Seen, fmt_eth, proxy_traffic
+from harness.drill.predicates import Predicate, Probe, Seen, fmt_eth, latest_since, proxy_traffic
 from harness.drill.result import DrillResult
 from harness.errors import (
     AgentStartError,
@@ -44,7 +44,7 @@ from harness.errors import (
 from harness.faults.base import Fault
 from harness.observe.alerts import KINDS, SEVERITIES
 
-__all__ = ["Drill", "classify"]
+__all__ = ["Drill", "classify", "contained_at"]
 
 
 def check_kind(kind: str) -> None:
@@ -79,6 +79,16 @@ def classify(exc: BaseException | None) -> tuple[str, str | None, str | None]:
     if isinstance(exc, KeyboardInterrupt):
         return "aborted", "aborted", "interrupted (Ctrl-C)"
     return "error", "harness_error", f"{type(exc).__name__}: {exc}"
+
+
+def contained_at(t0: float, now: float, seen: list[Seen]) -> float:
+    """When containment happened, given the results that all hold at ``now``.
+
+    Dated to the evidence: a quiet window that proved containment contains at its start, not at the
+    end of the wait that saw it. Never before the injection, never after ``now``.
+    """
+    since = latest_since(*seen)
+    return now if since is None else min(now, max(t0, since))
 
 
 class Drill:
@@ -279,10 +289,33 @@ class Drill:
         if not ok:
             missing = "; ".join(f"{p.failure} within {within:.1f} s ({s.seen})" for p, s in last if not s.ok)
             raise ContainmentFailed(missing)
-        self.contained_t = clock.now()
+        now = clock.now()
+        self.contained_t = contained_at(t0, now, [s for _, s in last])
         took = round(self.contained_t - t0, 3)
-        self._phase("drill.contained", time_to_contain=took, predicates=[p.name for p in predicates], within=round(within, 3))
+        self._phase("drill.contained", time_to_contain=took, seen_at=round(now - t0, 3),
+                    predicates=[p.name for p in predicates],
+                    evidence=[p.name for p in predicates if getattr(p, "evidence", False)],
+                    claims=[p.name for p in predicates if not getattr(p, "evidence", False)],
+                    within=round(within, 3))
+        self._note_claim_ahead("contained", self.contained_t, "containment")
         return took
+
+    def _claim_t(self, status: str) -> float | None:
+        """Arrival time of the first alert of the drill's incident with ``status`` (the agent's claim)."""
+        if self.incident_id is None:
+            return None
+        return next((e.t for e in self.ctx.timeline.events("alert")
+                     if e.data.get("incident_id") == self.incident_id and e.data.get("status") == status), None)
+
+    def _note_claim_ahead(self, status: str, measured_t: float, what: str) -> None:
+        """Record (not judge) a claim of the agent that came before the harness's own evidence."""
+        claimed = self._claim_t(status)
+        if claimed is None or self.t0 is None or claimed >= measured_t:
+            return
+        self._phase("drill.finding", finding="claim_ahead_of_evidence", claim=status,
+                    claimed_rel_s=round(claimed - self.t0, 3), measured_rel_s=round(measured_t - self.t0, 3),
+                    message=(f"the agent claimed {status!r} at +{claimed - self.t0:.2f} s, "
+                             f"{measured_t - claimed:.2f} s before the harness saw {what} (+{measured_t - self.t0:.2f} s)"))
 
     def wait_until(self, *predicates: Predicate, within: float) -> None:
         """Wait for predicates without recording a phase (for steps between phases); raises ContainmentFailed."""
@@ -342,7 +375,18 @@ class Drill:
         self.recovered_t = clock.now()
         mttr = round(self.recovered_t - t0, 3)
         self._phase("drill.recovered", mttr=mttr, incident_id=self.incident_id, within=round(within, 3))
+        self._note_claim_ahead("resolved", self.recovered_t, "recovery")
         return mttr
+
+    def _extra(self, events: list[Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.expected_severity:
+            out["expected_severity"] = self.expected_severity
+        findings = [{k: e.data[k] for k in ("finding", "claim", "message") if k in e.data}
+                    for e in events if e.kind == "drill.finding"]
+        if findings:
+            out["findings"] = findings
+        return out
 
     def _at_risk(self, events: list[Any]) -> int:
         """ETH the agent's addresses held when the fault was injected (what a compromise could take)."""
@@ -449,5 +493,5 @@ class Drill:
             alert_duplicates=self.ctx.alerts.duplicates if self.ctx.alerts else 0,
             contract_violations=self.ctx.alerts.violations if self.ctx.alerts else 0,
             chain_backend=self.ctx.chain.backend, budget_scale=self.budget.scale, rerun=rerun,
-            extra={"expected_severity": self.expected_severity} if self.expected_severity else {},
+            extra=self._extra(events),
         )

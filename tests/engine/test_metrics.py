@@ -61,3 +61,37 @@ def test_the_end_of_drill_probe_is_no_detection() -> None:
     assert compute(without_probe_alerts(tl)).mttd is None
     kept = without_probe_alerts([*tl, alert(30.0, "INC-2026-01-01-010", "manual", "SEV-4", "detected")])
     assert [e.data.get("incident_id") for e in kept if e.kind == "alert"] == ["INC-2026-01-01-010"]
+
+
+def test_containment_is_dated_to_the_start_of_the_evidence_not_the_end_of_the_wait() -> None:
+    from harness.drill.api import contained_at
+    from harness.drill.predicates import Seen
+
+    # a quiet window that began 2 s after the injection and was seen to hold 4 s later
+    assert contained_at(100.0, 106.0, [Seen(True, "quiet", since=102.0), Seen(True, "swept", since=101.0)]) == 102.0
+    # one result without a date holds "now": the containment is dated to when the wait saw it
+    assert contained_at(100.0, 106.0, [Seen(True, "quiet", since=102.0), Seen(True, "health")]) == 106.0
+    # evidence older than the injection (a window that began before the fault) dates to t0
+    assert contained_at(100.0, 106.0, [Seen(True, "quiet", since=95.0)]) == 100.0
+
+
+def test_the_report_takes_the_checked_detection_and_the_dated_containment() -> None:
+    from harness.checks.metrics import compute
+    from harness.observe.timeline import Event
+
+    def ev(t: float, what: str, /, **data: object) -> Event:
+        return Event(t=100.0 + t, wall=1_700_000_000.0 + t, kind=what, source="test", data=data)
+
+    events = [
+        ev(0.0, "drill.inject", fault="x"),
+        # an earlier, lower-severity alert must not become the MTTD of a drill that checked SEV-2
+        ev(0.5, "alert", incident_id="INC-1", kind="rpc_failure", severity="SEV-3", status="detected"),
+        ev(1.5, "alert", incident_id="INC-1", kind="rpc_failure", severity="SEV-2", status="detected"),
+        ev(1.6, "drill.detected", kind="rpc_failure", severity="SEV-2", incident_id="INC-1", mttd=1.5),
+        ev(6.0, "drill.contained", time_to_contain=3.25),
+    ]
+    m = compute(events, kind="rpc_failure")
+    assert m.t0 == 100.0 and m.mttd == 1.5 and m.detected_severity == "SEV-2" and m.time_to_contain == 3.25
+    # without the engine's phase events (a stored run of an older version) the alerts are read
+    m = compute(events[:3], kind="rpc_failure")
+    assert m.mttd == 0.5 and m.detected_severity == "SEV-3" and m.time_to_contain is None

@@ -64,7 +64,7 @@ def wallet_compromise(*, late: bool = False, output: str | None = None, scenario
     tl.at(4.5).record("attacker.tx", "fault:key_leak", tx_hash="0xbb", asset="ETH", amount="1000")
     _alert(tl.at(5.2), "INC-2026-11-28-001", "wallet_compromise", "SEV-1", "detected", "Outgoing transfer not made by the agent",
            ["halted sending"])
-    tl.at(5.25).record("drill.detected", "drill", kind="wallet_compromise", severity="SEV-1", incident_id="INC-2026-11-28-001", mttd=0.1)
+    tl.at(5.25).record("drill.detected", "drill", kind="wallet_compromise", severity="SEV-1", incident_id="INC-2026-11-28-001", mttd=1.2)
     tl.at(6.0).record("health", "health", status="degraded", mode="safe", rpc="http://127.0.0.1:1", address=NEW, pending_txs=0)
     _alert(tl.at(7.0), "INC-2026-11-28-001", "wallet_compromise", "SEV-1", "contained", "Funds swept to the cold wallet",
            ["swept ETH to cold wallet", "revoked escrow allowance"], new_address=NEW, swept_to=COLD)
@@ -116,8 +116,8 @@ def rpc_down(*, missed: bool = False, mttd: float = 1.5, mttr_extra: float = 0.0
     if not missed:
         _alert(tl.at(3.5 + mttd), "INC-2026-11-28-002", "rpc_failure", "SEV-3", "detected", "Primary RPC down; on backup", ["switched to backup-1"],
                endpoint="backup-1")
-        tl.at(3.55 + mttd).record("drill.detected", "drill", kind="rpc_failure", severity="SEV-3", incident_id="INC-2026-11-28-002", mttd=0.1)
-        tl.at(6.0 + mttd).record("drill.contained", "drill", time_to_contain=0.2, predicates=["failed over to backup-1"])
+        tl.at(3.55 + mttd).record("drill.detected", "drill", kind="rpc_failure", severity="SEV-3", incident_id="INC-2026-11-28-002", mttd=mttd, within=5.0)
+        tl.at(6.0 + mttd).record("drill.contained", "drill", time_to_contain=round(2.5 + mttd, 3), predicates=["failed over to backup-1"])
         tl.at(9.0 + mttd).record("fault.heal", "fault:rpc_outage", family="network", target="primary")
         _alert(tl.at(10.0 + mttr_extra + mttd), "INC-2026-11-28-002", "rpc_failure", "SEV-3", "resolved", "Primary back", ["switched to primary"])
         tl.at(10.5 + mttr_extra + mttd).record("drill.recovered", "drill", mttr=7.0, incident_id="INC-2026-11-28-002")
