@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the fault proxy's HTTP API standalone; any Toxiproxy client can drive it.")
     p.add_argument("--host", default="127.0.0.1", help="API listen address (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8474, help="API listen port (default 8474)")
-    p.add_argument("--config", default=None, metavar="FILE", help="JSON file of proxies to create at start (the /populate format)")
+    p.add_argument("--config", default=None, metavar="FILE", help="JSON file of proxies to create at start, in Toxiproxy's /populate format: an array of "
+                   '{"name": ..., "upstream": "host:port", "listen": "127.0.0.1:0"} objects')
     p.add_argument("--allow-remote", action="store_true", help="allow a listen address off 127.0.0.0/8")
     p.set_defaults(func=cmd_proxy)
 
@@ -124,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "--allure build the HTML report from Allure results.")
     p.add_argument("--report-dir", default="reports", help="where runs were recorded (default reports/)")
     p.add_argument("--allure", default=None, metavar="DIR", help="build the Allure HTML report from the results in DIR")
-    p.add_argument("--last", type=int, default=5, help="runs per scenario to show (default 5)")
+    p.add_argument("--last", type=int, default=5, help="runs per scenario to show, 1 or more (default 5)")
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -21,8 +21,9 @@ from harness.netutil import ensure_port_free, free_port
 __all__ = ["find_anvil", "start_anvil", "AnvilNode"]
 
 _INSTALL_HINT = (
-    "install it with `npm ci` in the agent-drills checkout (package.json pins @foundry-rs/anvil), "
-    "put an `anvil` on PATH, or point ANVIL_BIN at the binary"
+    "install Foundry's anvil (`curl -L https://foundry.paradigm.xyz | bash && foundryup`, or "
+    "`npm install @foundry-rs/anvil` in your project) and put it on PATH or point ANVIL_BIN at the binary; "
+    "in a checkout of agent-drills, `npm ci` installs the pinned one; or drill on the embedded chain (--chain pyevm)"
 )
 
 

@@ -8,6 +8,11 @@ Options: ``--agent-cmd "python -m my_agent"`` (default: the ini value ``drill_ag
 ``--drill-budget-scale F``. In the command and the environment values, ``{python}`` stands for the
 running interpreter and ``{rootdir}`` for pytest's rootdir.
 
+Mistakes are caught before any drill runs, each as a one-line ``pytest.UsageError``: at configure
+time a bad option (``--drill-budget-scale``, ``--agent-env``, an unsplittable ``--agent-cmd``) or drill
+configuration (invalid TOML, budgets, ``chain``); at collection time a bad ``drill`` marker, or drills
+selected with no agent command.
+
 The fixture needs a session fixture ``drill_chain`` (a chain with the contracts deployed and a
 snapshot: attributes ``chain``, ``deployment``, ``snapshot_id``), provided by ``harness.plugin``.
 The drill's ``DrillResult`` is put on ``item.stash[DRILL_RESULT]`` during the fixture's teardown.
@@ -15,7 +20,10 @@ The drill's ``DrillResult`` is put on ``item.stash[DRILL_RESULT]`` during the fi
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
+import re
 import shlex
 import sys
 from collections.abc import Iterator
@@ -26,7 +34,9 @@ from typing import Any
 import pytest
 
 from harness import clock
+from harness.chain.base import BACKENDS
 from harness.checks.budgets import DrillsConfig, load_config
+from harness.config import config_source, load_drills_table, shadowed_source
 from harness.drill.api import Drill
 from harness.drill.result import DrillResult
 from harness.drill.world import WorldSettings, build_world
@@ -55,12 +65,82 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("drill_agent_env", "default KEY=VALUE environment lines for the agent", type="linelist", default=[])
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "drill(playbook=None, incident=None, family=None): an incident-response drill; `incident` is the "
         "expected incident kind, `playbook` and `family` label the report",
     )
+    # Runs before the chain plugin's configure, so a broken drills.toml is reported here, once, whether
+    # or not --chain was given.
+    try:
+        config.stash[_CONFIG] = _load_checked_config(Path(config.rootpath))
+        _agent_argv(config)
+        _agent_env(config)
+        _scale(config)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    shadowed = shadowed_source(Path(config.rootpath))
+    if shadowed is None:
+        return None
+    return f"agent-drills: drill configuration from drills.toml ([tool.drills] in {shadowed.name} is not read)"
+
+
+def _load_checked_config(rootdir: Path) -> DrillsConfig:
+    """The budgets, after checking the whole drill table (``chain`` too, even when --chain overrides it)."""
+    table = load_drills_table(rootdir)
+    backend = table.get("chain")
+    if backend is not None and backend not in BACKENDS:
+        source = config_source(rootdir)
+        where = "drills.toml" if source is not None and source.name == "drills.toml" else "[tool.drills] in pyproject.toml"
+        close = difflib.get_close_matches(str(backend), BACKENDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}: chain = {backend!r} is not a chain backend{hint} (use one of {', '.join(BACKENDS)})")
+    return load_config(rootdir)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Check the selected drills' markers, and that there is an agent to drill, before anything runs."""
+    drills = [item for item in items if item.get_closest_marker("drill") is not None
+              or "drill" in getattr(item, "fixturenames", ())]
+    if not drills:
+        return
+    problems = []
+    for item in drills:
+        marker = item.get_closest_marker("drill")
+        if marker is None:
+            continue
+        try:
+            _check_marker(marker)
+        except UsageError as exc:
+            problems.append(f"{item.nodeid}: {exc}")
+    if problems:
+        more = f" (and {len(problems) - 1} more drill(s) with a bad marker)" if len(problems) > 1 else ""
+        raise pytest.UsageError(problems[0] + more)
+    try:
+        drill_options(config)
+    except UsageError as exc:
+        raise pytest.UsageError(f"{len(drills)} drill(s) selected but {exc}") from None
+
+
+def _check_marker(marker: pytest.Mark) -> None:
+    if marker.args:
+        raise UsageError(f"@pytest.mark.drill takes keyword arguments only (playbook=, incident=, family=), got {marker.args!r}")
+    unknown = set(marker.kwargs) - {"playbook", "incident", "family"}
+    if unknown:
+        raise UsageError(f"@pytest.mark.drill got unknown argument(s) {sorted(unknown)}; it takes playbook, incident, family")
+    if marker.kwargs.get("incident") is not None:
+        from harness.drill.api import check_kind
+
+        try:
+            check_kind(marker.kwargs["incident"])
+        except UsageError as exc:
+            raise UsageError(f"@pytest.mark.drill(incident={marker.kwargs['incident']!r}): {exc}") from None
 
 
 class DrillOptions:
@@ -75,27 +155,61 @@ def _subst(text: str, config: pytest.Config) -> str:
     return text.replace("{python}", sys.executable).replace("{rootdir}", str(config.rootpath))
 
 
-def drill_options(config: pytest.Config) -> DrillOptions:
-    raw_cmd = config.getoption("agent_cmd") or config.getini("drill_agent_cmd")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _agent_argv(config: pytest.Config) -> list[str] | None:
+    """The agent command split into arguments, or None when none is configured."""
+    given = config.getoption("agent_cmd")
+    raw_cmd = given or config.getini("drill_agent_cmd")
     if not raw_cmd or not str(raw_cmd).strip():
+        return None
+    where = "--agent-cmd" if given else "the ini option drill_agent_cmd ="
+    try:
+        return [_subst(a, config) for a in shlex.split(str(raw_cmd))]
+    except ValueError as exc:
+        raise UsageError(f"{where} {raw_cmd!r} cannot be split into arguments: {exc}; "
+                         "check its quotes (it is split like a shell command)") from exc
+
+
+def _agent_env(config: pytest.Config) -> dict[str, str]:
+    env: dict[str, str] = {}
+    lines = [("drill_agent_env line", line) for line in config.getini("drill_agent_env")]
+    lines += [("--agent-env", line) for line in config.getoption("agent_env")]
+    for where, line in lines:
+        key, sep, value = str(line).partition("=")
+        if not sep or not key:
+            raise UsageError(f"{where} {line!r} is not KEY=VALUE (e.g. --agent-env AGENT_DEFECTS=no_sweep)")
+        if not _ENV_NAME.fullmatch(key):
+            fixed = re.sub(r"[^A-Za-z0-9_]", "_", key)
+            fixed = f"_{fixed}" if fixed[0].isdigit() else fixed
+            # the value is not echoed: it may be a secret
+            raise UsageError(f"{where} {key}=...: the name {key!r} may hold only letters, digits and '_' and must "
+                             f"not start with a digit; use e.g. {fixed}")
+        env[key] = _subst(value, config)
+    return env
+
+
+def _scale(config: pytest.Config) -> float:
+    scale = config.getoption("drill_budget_scale")
+    if scale is None or not math.isfinite(scale) or scale <= 0:
+        raise ConfigError(f"--drill-budget-scale must be a number > 0, got {scale!r} "
+                          "(1 keeps the budgets; 2 doubles them for a slow machine)")
+    return float(scale)
+
+
+def drill_options(config: pytest.Config) -> DrillOptions:
+    argv = _agent_argv(config)
+    if argv is None:
         raise UsageError(
             "no agent to drill: pass --agent-cmd \"python -m my_agent\" or set drill_agent_cmd in the pytest ini options"
         )
-    try:
-        argv = [_subst(a, config) for a in shlex.split(str(raw_cmd))]
-    except ValueError as exc:
-        raise UsageError(f"--agent-cmd {raw_cmd!r} cannot be split into arguments: {exc}") from exc
-    env: dict[str, str] = {}
-    for line in [*config.getini("drill_agent_env"), *config.getoption("agent_env")]:
-        key, sep, value = str(line).partition("=")
-        if not sep or not key or not key.replace("_", "a").isalnum():
-            raise UsageError(f"--agent-env {line!r} is not KEY=VALUE (e.g. --agent-env AGENT_DEFECTS=no_sweep)")
-        env[key] = _subst(value, config)
-    scale = config.getoption("drill_budget_scale")
-    if scale is None or scale <= 0:
-        raise ConfigError(f"--drill-budget-scale must be a number > 0, got {scale!r}")
+    if not argv:
+        raise UsageError("--agent-cmd is empty after splitting; give the command that starts the agent")
+    env = _agent_env(config)
+    scale = _scale(config)
     allow_remote = bool(getattr(config.option, "allow_remote", False))
-    return DrillOptions(argv, env, float(scale), allow_remote)
+    return DrillOptions(argv, env, scale, allow_remote)
 
 
 def _config(config: pytest.Config) -> DrillsConfig:
@@ -143,13 +257,8 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Drill]:
     """A fresh drill world around the agent under test; see ``harness.drill.api.Drill``."""
     marker = request.node.get_closest_marker("drill")
     kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
-    unknown = set(kwargs) - {"playbook", "incident", "family"}
-    if unknown:
-        raise UsageError(f"@pytest.mark.drill got unknown argument(s) {sorted(unknown)}; it takes playbook, incident, family")
-    if kwargs.get("incident") is not None:
-        from harness.drill.api import check_kind
-
-        check_kind(kwargs["incident"])
+    if marker is not None:
+        _check_marker(marker)  # already checked at collection; kept for drills run without it
     opts = drill_options(request.config)
     scenario = getattr(request.node, "originalname", request.node.name)
     budget = _config(request.config).budget_for(scenario, scale=opts.scale)
@@ -185,6 +294,8 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Drill]:
             result = replace(result, harness_overhead_s=round(setup_s + clock.now() - t_down, 3))
             request.node.stash[DRILL_RESULT] = result
             _append_jsonl(request.config, result)
+            if exc is None and not result.passed:  # judged only when the record was taken (e.g. funds unknown)
+                pytest.fail(f"drill {result.status} ({result.category}): {result.message}", pytrace=False)
 
 
 def _append_jsonl(config: pytest.Config, result: DrillResult) -> None:

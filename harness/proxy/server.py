@@ -23,7 +23,7 @@ from harness.errors import ConfigError, PortInUseError
 from harness.proxy.state import ApiError, Collection, ProxyState
 from harness.safety import check_loopback_host
 
-__all__ = ["VERSION", "ToxiproxyServer", "serve"]
+__all__ = ["VERSION", "ToxiproxyServer", "serve", "check_config_file"]
 
 VERSION = "2.12.0"
 
@@ -223,9 +223,50 @@ def serve(host: str = "127.0.0.1", port: int = 8474, config: str | None = None, 
     the port is taken, and ConfigError when the config file is missing or refused.
     """
     check_loopback_host(host, what="fault proxy listen host", allow_remote=allow_remote)
+    if config:
+        check_config_file(config)
     try:
         asyncio.run(_serve(host, port, config, allow_remote))
     except ApiError as exc:
         raise ConfigError(f"config file {config}: {exc.message}") from None
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {config} not found ({exc.strerror})") from None
+
+
+_CONFIG_EXAMPLE = '[{"name": "rpc", "listen": "127.0.0.1:18545", "upstream": "127.0.0.1:8545"}]'
+_JSON_KINDS = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+               float: "a number", type(None): "null"}
+
+
+def check_config_file(path: str) -> None:
+    """Check that ``path`` holds a /populate array, with a message for people rather than Go's decoder.
+
+    The HTTP ``/populate`` route keeps Toxiproxy's own error bodies; a file given on the command line is
+    checked here first so that ``drill proxy --config`` says what the file should look like.
+    """
+    where = f"config file {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{where} not found ({exc.strerror})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where} cannot be read: {exc}") from None
+    shape = f"it must hold a JSON array of proxies (the Toxiproxy /populate format), e.g. {_CONFIG_EXAMPLE}"
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{where} is not JSON ({exc}); {shape}") from None
+    if not isinstance(data, list):
+        raise ConfigError(f"{where} holds {_JSON_KINDS.get(type(data), type(data).__name__)}; {shape}")
+    for i, entry in enumerate(data, start=1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: proxy {i} is {_JSON_KINDS.get(type(entry), type(entry).__name__)}, "
+                              f"not an object; {shape}")
+        for key in ("name", "upstream"):
+            if not isinstance(entry.get(key), str) or not entry[key]:
+                raise ConfigError(f"{where}: proxy {i} needs {key!r} as a non-empty string; {shape}")
+        if "listen" in entry and not isinstance(entry["listen"], str):
+            raise ConfigError(f"{where}: proxy {i}'s 'listen' must be a string like \"127.0.0.1:18545\" "
+                              "(port 0 or no 'listen' picks a free port)")
+        if "enabled" in entry and not isinstance(entry["enabled"], bool):
+            raise ConfigError(f"{where}: proxy {i}'s 'enabled' must be true or false")

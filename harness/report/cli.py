@@ -103,6 +103,8 @@ def _table(entries: list[dict[str, Any]], last: int) -> Table:
                     probe, history.past_entries(before, name, e.get("chain_backend")), factor=FACTOR, min_history=MIN_HISTORY)
                 if verdict.regressed:
                     note = f"[bold red]REGRESSION[/] {verdict.message}"
+                elif verdict.message.startswith("no history") or "passing: not gated" in verdict.message:
+                    note = f"not gated ({verdict.history_runs} past passing run(s), need {MIN_HISTORY})"
             elif e.get("failure_category"):
                 note = str(e["failure_category"])
             if e.get("regressed"):
@@ -116,7 +118,8 @@ def _table(entries: list[dict[str, Any]], last: int) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     report_dir = Path(args.report_dir)
-    last = int(getattr(args, "last", 5) or 5)
+    last = getattr(args, "last", None)
+    last = 5 if last is None else int(last)
     if last < 1:
         raise UsageError(f"--last must be at least 1, got {last}")
     console = Console()

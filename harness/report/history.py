@@ -2,7 +2,9 @@
 
 The gate compares a drill's MTTD and MTTR with the median of the same drill's past passing runs on the
 same chain backend (the last ``WINDOW`` of them): worse than ``factor`` times the median is a regression.
-With fewer than ``min_history`` past values there is nothing to compare with and the gate passes.
+With fewer than ``min_history`` past values there is nothing to compare with: the drill is not gated,
+and the verdict's message says so (``no history: not gated (...)`` or ``N past run(s), need M passing:
+not gated (...)``), so that a CI job whose history was lost does not pass as if it had been checked.
 """
 
 from __future__ import annotations
@@ -81,16 +83,31 @@ def check_regression(d: DrillRecord, past: Sequence[Mapping[str, Any]], *, facto
     med_d, n_d = _median(past, "mttd_s")
     med_r, n_r = _median(past, "mttr_s")
     runs = len(past)
-    problems, notes = [], []
+    problems, notes, skipped = [], [], []
     for label, value, median, n in (("MTTD", d.mttd_s, med_d, n_d), ("MTTR", d.mttr_s, med_r, n_r)):
-        if value is None or median is None or n < min_history:
-            notes.append(f"{label}: {n} past value(s), need {min_history} to compare")
+        if value is None:
+            skipped.append(f"{label}: none in this run")
+            continue
+        if median is None or n < min_history:
+            skipped.append(f"{label} {value:.2f} s: {n} past value(s), need {min_history} to compare")
             continue
         limit = median * factor
         ratio = value / median if median > 0 else float("inf")
         text = (f"{label} {value:.2f} s is {ratio:.2f}x the median {median:.2f} s of the last {n} passing run(s) "
                 f"(limit {factor:g}x = {limit:.2f} s)")
         (problems if value > limit else notes).append(text)
-    message = "; ".join(problems) if problems else ("within history: " + "; ".join(notes))
+    if problems:
+        message = "; ".join(problems)
+    elif d.mttd_s is None and d.mttr_s is None:
+        message = "not gated: no MTTD or MTTR in this run (nothing to compare)"
+    elif notes:
+        message = "within history: " + "; ".join(notes + [f"{item} (not gated)" for item in skipped])
+    elif runs == 0:
+        message = (f"no history: not gated (no past passing run of this drill on this chain backend; "
+                   f"the gate compares from {min_history} on, so keep history.jsonl between runs)")
+    elif runs < min_history:
+        message = f"{runs} past run(s), need {min_history} passing: not gated ({'; '.join(skipped)})"
+    else:
+        message = f"not gated: {'; '.join(skipped)}"
     return Regression(factor=factor, history_runs=runs, median_mttd_s=med_d, median_mttr_s=med_r,
                       regressed=bool(problems), message=message)

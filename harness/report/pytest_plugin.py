@@ -250,5 +250,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if readme.is_file():
         shown = os.path.relpath(readme, config.invocation_params.dir)
         tr.write_line(f"report: {readme if shown.startswith('..') else shown}")
+    # A gate that could not compare says so, rather than passing quietly (a CI job that lost its history).
+    for record in rs.records:
+        verdict = record.regression
+        if (verdict is not None and not verdict.regressed and not verdict.message.startswith("within history")
+                and (record.mttd_s is not None or record.mttr_s is not None)):
+            tr.write_line(f"regression gate: {record.name}: {verdict.message}", yellow=True)
     for problem in rs.problems:
         tr.write_line(f"FAILED: {problem}", red=True)

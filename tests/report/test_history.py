@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,28 @@ def test_the_gate_passes_within_the_factor_and_without_enough_history() -> None:
     ok = history.check_regression(record_from_result(rpc_down(mttd=2.2)), past, factor=1.5, min_history=3)
     assert not ok.regressed and ok.message.startswith("within history: MTTD 2.20 s is 1.47x")
     short = history.check_regression(record_from_result(rpc_down(mttd=9.0)), past[:2], factor=1.5, min_history=3)
-    assert not short.regressed and "MTTD: 2 past value(s), need 3 to compare" in short.message
+    assert not short.regressed
+    assert short.message.startswith("2 past run(s), need 3 passing: not gated (MTTD 9.00 s: 2 past value(s), "
+                                    "need 3 to compare; MTTR "), short.message
+
+
+def test_without_history_the_gate_says_it_did_not_gate() -> None:
+    verdict = history.check_regression(record_from_result(rpc_down(mttd=9.0)), [], factor=1.5, min_history=3)
+    assert not verdict.regressed and verdict.history_runs == 0
+    assert verdict.message == ("no history: not gated (no past passing run of this drill on this chain backend; "
+                               "the gate compares from 3 on, so keep history.jsonl between runs)")
+
+
+def test_a_value_missing_from_this_run_is_said_not_gated() -> None:
+    past = [history.history_entry(_run(f"r{i}", 1.5), _run(f"r{i}", 1.5).drills[0]) for i in range(3)]
+    no_mttd = replace(record_from_result(rpc_down(mttd=1.5)), mttd_s=None)
+    verdict = history.check_regression(no_mttd, past, factor=1.5, min_history=3)
+    assert not verdict.regressed
+    assert verdict.message.startswith("within history: MTTR "), verdict.message
+    assert verdict.message.endswith("; MTTD: none in this run (not gated)"), verdict.message
+    neither = replace(no_mttd, mttr_s=None)
+    assert history.check_regression(neither, past, factor=1.5, min_history=3).message == (
+        "not gated: no MTTD or MTTR in this run (nothing to compare)")
 
 
 def test_only_passing_runs_on_the_same_backend_count() -> None:
@@ -66,3 +88,21 @@ def test_a_broken_history_line_is_reported_with_its_number(tmp_path: Path) -> No
     path.write_text(json.dumps({"name": NAME, "status": "passed"}) + "\n{not json\n")
     with pytest.raises(UsageError, match=r"history.jsonl:2 is not a JSON line .*fix or delete that line"):
         history.load_history(path)
+
+
+def test_the_terminal_summary_says_which_drills_were_not_gated(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from harness.report.pytest_plugin import REPORT, pytest_terminal_summary
+
+    fresh = record_from_result(rpc_down(mttd=2.0))
+    fresh = replace(fresh, regression=history.check_regression(fresh, [], factor=1.5, min_history=3))
+    quiet = replace(fresh, name="tests/x.py::test_steady", mttd_s=None, mttr_s=None)
+    quiet = replace(quiet, regression=history.check_regression(quiet, [], factor=1.5, min_history=3))
+    rs = SimpleNamespace(records=[fresh, quiet], root=tmp_path, run_id="r1", problems=[])
+    lines: list[str] = []
+    tr = SimpleNamespace(section=lambda *a, **k: None, write_line=lambda text, **k: lines.append(text))
+    config = SimpleNamespace(stash={REPORT: rs}, invocation_params=SimpleNamespace(dir=tmp_path))
+    pytest_terminal_summary(tr, 0, config)  # type: ignore[arg-type]
+    assert lines == [f"regression gate: {NAME}: no history: not gated (no past passing run of this drill on this "
+                     "chain backend; the gate compares from 3 on, so keep history.jsonl between runs)"]

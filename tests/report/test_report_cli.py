@@ -43,3 +43,19 @@ def test_drill_report_allure_without_results_is_a_usage_error(tmp_path: Path, ca
     _write_history(tmp_path / "history.jsonl", [1.0])
     assert main(["report", "--report-dir", str(tmp_path), "--allure", str(tmp_path / "nothing")]) == 2
     assert "holds no Allure results" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("last", ["0", "-3"])
+def test_drill_report_last_below_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], last: str) -> None:
+    _write_history(tmp_path / "history.jsonl", [1.0])
+    assert main(["report", "--report-dir", str(tmp_path), "--last", last]) == 2
+    assert capsys.readouterr().err.strip() == f"drill report: --last must be at least 1, got {int(last)}"
+
+
+def test_drill_report_marks_runs_the_gate_could_not_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write_history(tmp_path / "history.jsonl", [1.0, 1.1, 0.9, 1.0])
+    assert main(["report", "--report-dir", str(tmp_path), "--last", "4"]) == 0
+    out = capsys.readouterr().out
+    for n in range(3):
+        assert f"not gated ({n} past passing run(s), need 3)" in out, out
+    assert "(3 past passing run(s)" not in out and "REGRESSION" not in out
