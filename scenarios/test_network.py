@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 
 from harness.drill.playbook_predicates import using_endpoint
-from harness.drill.predicates import failed_over, no_nonce_gap, proofs_landing, traffic_on
+from harness.drill.predicates import failed_over, no_nonce_gap, proofs_landing, sends_on
 from harness.faults.network import (
     DroppedSends,
     Latency,
@@ -46,9 +46,10 @@ def test_primary_rpc_back_fails_back_from_backup(drill):
     drill.steady_state()
     drill.inject(Outage("primary"))
     drill.expect_detection("rpc_failure", severity="SEV-3")
-    drill.expect_containment(using_endpoint("backup-1"))
+    drill.expect_containment(failed_over("backup-1"), using_endpoint("backup-1"))
     drill.heal()
-    drill.wait_until(using_endpoint("primary"), proofs_landing(1), within=drill.budget.recover)
+    # failed back: transactions go through the primary again (counted by the proxy), not just health saying so
+    drill.wait_until(sends_on("primary"), proofs_landing(1), within=drill.budget.recover)
     drill.expect_recovery()
     drill.verify()
 
@@ -93,7 +94,7 @@ def test_primary_rpc_dropping_sends_txs_are_rebroadcast_via_backup(drill):
     drill.steady_state()
     drill.inject(DroppedSends("primary"))
     drill.expect_detection("stuck_transactions", severity="SEV-3")
-    drill.expect_containment(traffic_on("backup-1"), proofs_landing(2))
+    drill.expect_containment(sends_on("backup-1"), proofs_landing(2))
     drill.heal()
     drill.expect_recovery()
     drill.verify()

@@ -1,15 +1,17 @@
 """Operator's kill switch — halt, then resume.
 
-Halted, the agent sends nothing (health says halted, no transaction from its addresses). Resumed,
-it comes back gradually: it reports mode ``resuming`` and ramps up instead of sending its whole
-backlog at once (the gradual-resumption invariant of ``verify`` checks the chain).
+Halted, the agent sends nothing (health says halted, no transaction from its addresses). The halt
+is held until six proofs wait, more than the five a resumption may send in its first second.
+Resumed, it comes back gradually: it ramps up instead of sending its whole backlog at once (the
+gradual-resumption invariant of ``verify`` judges the chain), and recovery is read from the chain
+(the backlog proven, new escrows proven within the steady-state band).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from harness.drill.predicates import halted, healthy, in_mode, proofs_landing
+from harness.drill.predicates import backlog_at_least, halted
 from harness.faults.operator import OperatorHalt
 
 
@@ -18,7 +20,8 @@ def test_resume_after_halt_is_gradual(drill):
     drill.steady_state()
     drill.inject(OperatorHalt())
     drill.expect_containment(halted(quiet=2.0))
+    # hold the halt until more proofs wait than a gradual resumption may send in its first second
+    drill.wait_until(halted(quiet=2.0), backlog_at_least(6), within=15.0)
     drill.heal()
-    drill.wait_until(in_mode("resuming"), within=drill.budget.detect)
-    drill.wait_until(healthy(), in_mode("normal"), proofs_landing(3), within=drill.budget.recover)
+    drill.expect_recovery()
     drill.verify()

@@ -57,6 +57,13 @@ DEFAULT_AIMS: dict[str, tuple[str, ...]] = {
 #: drill can pass, so none is required to
 GLOBAL_DEFECTS = frozenset({"logs_key", "slow_detection"})
 
+#: defects that no drill should fail on, but whose recorded recovery time must move (or not) as
+#: the agent's real work does: the drill they are run against, and what is expected of it
+TIMING_DEFECTS: dict[str, tuple[str, str]] = {
+    "slow_resume": ("test_chain_stall_is_detected_and_sending_paused", "recovery 4 s or more later than the sound agent's"),
+    "early_resolve": ("test_chain_stall_is_detected_and_sending_paused", "recovery not earlier than the sound agent's"),
+}
+
 #: candidates for the unrelated drill, the first one not aimed at the defect is used
 CONTROLS = (
     "test_chain_stall_is_detected_and_sending_paused",
@@ -240,6 +247,40 @@ def run(defects: Mapping[str, Sequence[str]], *, chain: str | None, extra: Seque
         if echo:
             print(f"{defect}: {'ok' if row.ok else 'NOT OK'} ({row.seconds:.0f} s)", flush=True)
     return rows
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What one drill recorded about recovery, read from the run's summary.json."""
+
+    status: str
+    after_heal: float | None  # recovery on chain, seconds after the heal (or the injection)
+    claimed_resolved: float | None  # the agent's first `resolved`, seconds after the injection
+    mttr: float | None
+    findings: tuple[str, ...] = ()
+
+
+def recovery_timing(defect: str | None, drill: str, *, chain: str | None, extra: Sequence[str], timeout: float) -> Timing:
+    """Run ``drill`` against the reference agent (with ``defect``, or sound) and read its recovery."""
+    import json
+
+    agent_env = ["--agent-env", f"AGENT_DEFECTS={defect}"] if defect else []
+    with tempfile.TemporaryDirectory(prefix=f"timing-{defect or 'sound'}-") as tmp:
+        reports = Path(tmp) / "reports"
+        outcomes, _, _ = run_drills(Path(tmp), chain=chain, timeout=timeout, select=[drill],
+                                    extra=[*agent_env, "--drill-report-dir", str(reports), *extra])
+        status = outcomes.get(drill, Outcome(drill, "not run")).status
+        summaries = sorted(reports.glob("*/summary.json"))
+        if not summaries:
+            return Timing(status, None, None, None)
+        rec = next((d for d in json.loads(summaries[-1].read_text())["drills"] if d["name"].endswith("::" + drill)), None)
+    if rec is None:
+        return Timing(status, None, None, None)
+    ev = next((e["data"] for e in rec["timeline"] if e["kind"] == "drill.recovered"), None)
+    findings = tuple(f"{e['data'].get('finding')}:{e['data'].get('claim')}" for e in rec["timeline"] if e["kind"] == "drill.finding")
+    if ev is None:
+        return Timing(status, None, None, rec.get("mttr_s"), findings)
+    return Timing(status, round(ev["mttr"] - ev["since_rel_s"], 3), ev.get("claimed_resolved_rel_s"), ev["mttr"], findings)
 
 
 def split_extra(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:

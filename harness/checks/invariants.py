@@ -1,7 +1,9 @@
 """Whole-run invariants, checked on every drill from the chain watcher's ground truth.
 
-Each checker returns passed, failed or unknown with a message; a checker that raises yields
+Each checker returns passed, failed, skipped or unknown with a message; a checker that raises yields
 unknown (never a pass, never a traceback in the report); verdicts compose, the worst one wins.
+``skipped`` says the check was not made and why (a pass it is not, a failure neither); ``unknown``
+says it was attempted and could not be judged, and fails the drill (``Drill.verify``).
 Checkers only read: the drill performs the end-of-run monitoring probe before they run.
 """
 
@@ -19,18 +21,24 @@ if TYPE_CHECKING:
     from harness.drill.context import DrillContext
 
 __all__ = [
-    "PASSED", "FAILED", "UNKNOWN", "InvariantResult", "RunInfo", "Money", "INVARIANTS", "check_all", "worst", "money",
+    "PASSED", "FAILED", "UNKNOWN", "SKIPPED", "VERDICTS", "InvariantResult", "RunInfo", "Money", "INVARIANTS", "check_all", "worst", "money",
 ]
 
-PASSED, FAILED, UNKNOWN = "passed", "failed", "unknown"
-_ORDER = {PASSED: 0, UNKNOWN: 1, FAILED: 2}
+PASSED, FAILED, UNKNOWN, SKIPPED = "passed", "failed", "unknown", "skipped"
+VERDICTS = (PASSED, SKIPPED, UNKNOWN, FAILED)
+#: worst last: a skipped check weakens a pass, an unknown one is worse (it fails the drill), failed is worst
+_ORDER = {PASSED: 0, SKIPPED: 1, UNKNOWN: 2, FAILED: 3}
 
 
 @dataclass(frozen=True)
 class InvariantResult:
     name: str
-    verdict: str  # passed | failed | unknown
+    verdict: str  # passed | failed | skipped | unknown
     message: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"InvariantResult.verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
     def to_json(self) -> dict[str, str]:
         return {"name": self.name, "verdict": self.verdict, "message": self.message}
@@ -66,7 +74,7 @@ class Money:
 
 
 def worst(verdicts: Sequence[str]) -> str:
-    return max(verdicts, key=lambda v: _ORDER.get(v, 1), default=PASSED)
+    return max(verdicts, key=lambda v: _ORDER.get(v, _ORDER[UNKNOWN]), default=PASSED)
 
 
 def _lower(xs: Any) -> set[str]:
@@ -121,6 +129,7 @@ def money(ctx: DrillContext) -> Money:
 
 # -- the checkers -----------------------------------------------------------------------------------
 def funds_accounted(ctx: DrillContext, run: RunInfo) -> InvariantResult:
+    """Every wei and token that left the agent's addresses went somewhere the drill can name."""
     name = "funds accounted for"
     m = money(ctx)
     problems = []
@@ -128,26 +137,52 @@ def funds_accounted(ctx: DrillContext, run: RunInfo) -> InvariantResult:
         problems.append(f"{fmt_eth(m.unexplained_wei)} left the agent's addresses to unknown destinations")
     if m.unexplained_tokens:
         problems.append(f"{m.unexplained_tokens / 10**18:g} DRILL left the agent's addresses to unknown destinations")
-    # Balance reconciliation: what the chain holds must equal start + income - classified outflows.
-    w = ctx.watcher
-    balance_faults = [e for e in ctx.timeline.events("fault.inject") if e.data.get("family") in ("balance", "chain")]
-    if not balance_faults and not ctx.timeline.events("chain.reorg"):
-        agents = _lower(ctx.agent_addresses)
-        for addr in ctx.agent_addresses:
-            start = w.initial_balances.get(addr, {}).get("eth", 0)
-            income = sum(e.amount for e in w.proven() if (e.proven_by or "") == addr)
-            income += sum(i["value"] for i in w.incoming if i["to"].lower() == addr.lower())
-            income += sum(tx.value for tx in w.agent_txs() if (tx.to or "").lower() == addr.lower() and tx.sender != addr)
-            spent = sum(tx.value + tx.gas_cost for tx in w.agent_txs() if tx.sender == addr)
-            expected = start + income - spent
-            actual = w.eth(addr)
-            if addr.lower() in agents and actual != expected:
-                problems.append(f"{addr} holds {fmt_eth(actual)} but its recorded history says {fmt_eth(expected)}")
     summary = (f"gas {fmt_eth(m.gas_wei)}, swept {fmt_eth(m.swept_wei)} + {m.swept_tokens / 10**18:g} DRILL, "
                f"lost to attacker {fmt_eth(m.lost_wei)} + {m.lost_tokens / 10**18:g} DRILL, fees {m.fees_tokens / 10**18:g} DRILL")
     if problems:
         return InvariantResult(name, FAILED, "; ".join(problems) + f" ({summary})")
     return InvariantResult(name, PASSED, summary)
+
+
+def _reconciliation_skipped(ctx: DrillContext) -> str | None:
+    """Why balances cannot be reconciled from the recorded history in this drill (None: they can)."""
+    why = []
+    families = sorted({str(e.data.get("family")) for e in ctx.timeline.events("fault.inject")
+                       if e.data.get("family") in ("balance", "chain")})
+    if families:
+        why.append(f"a {' and '.join(families)} fault changes balances or blocks outside any transaction the watcher sees")
+    reorgs = len(ctx.timeline.events("chain.reorg"))
+    if reorgs:
+        why.append(f"{reorgs} reorg(s) rewrote the recorded history")
+    return "; ".join(why) or None
+
+
+def balances_reconcile(ctx: DrillContext, run: RunInfo) -> InvariantResult:
+    """What the chain holds for each agent address equals its start + income - what it sent.
+
+    Skipped (and says so) when the drill itself moved balances or rewrote blocks: a balance fault
+    sets balances directly, a chain fault or a reorg drops or replays transactions, so the recorded
+    history is no longer the whole story and a mismatch would blame the agent for the harness.
+    """
+    name = "balances reconcile with the recorded history"
+    why = _reconciliation_skipped(ctx)
+    if why is not None:
+        return InvariantResult(name, SKIPPED, f"balance reconciliation skipped: {why}")
+    w = ctx.watcher
+    problems = []
+    for addr in sorted(ctx.agent_addresses):
+        start = w.initial_balances.get(addr, {}).get("eth", 0)
+        income = sum(e.amount for e in w.proven() if (e.proven_by or "") == addr)
+        income += sum(i["value"] for i in w.incoming if i["to"].lower() == addr.lower())
+        income += sum(tx.value for tx in w.agent_txs() if (tx.to or "").lower() == addr.lower() and tx.sender != addr)
+        spent = sum(tx.value + tx.gas_cost for tx in w.agent_txs() if tx.sender == addr)
+        expected = start + income - spent
+        actual = w.eth(addr)
+        if actual != expected:
+            problems.append(f"{addr} holds {fmt_eth(actual)} but its recorded history says {fmt_eth(expected)}")
+    if problems:
+        return InvariantResult(name, FAILED, "; ".join(problems))
+    return InvariantResult(name, PASSED, f"{len(ctx.agent_addresses)} address(es) hold what their history says")
 
 
 def no_duplicate_proof(ctx: DrillContext, run: RunInfo) -> InvariantResult:
@@ -290,6 +325,7 @@ def monitoring_alive(ctx: DrillContext, run: RunInfo) -> InvariantResult:
 Checker = Callable[["DrillContext", RunInfo], InvariantResult]
 INVARIANTS: dict[str, Checker] = {
     "funds_accounted": funds_accounted,
+    "balances_reconcile": balances_reconcile,
     "no_duplicate_proof": no_duplicate_proof,
     "deadlines_within_allowance": deadlines_within_allowance,
     "no_foreign_tx": no_foreign_tx,

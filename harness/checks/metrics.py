@@ -98,6 +98,13 @@ def without_probe_alerts(events: Iterable[Event]) -> list[Event]:
     return [e for e in events if not (e.kind == "alert" and e.data.get("incident_id") in probes)]
 
 
+def _recovered(ev: Event | None, t0: float) -> float | None:
+    """The recovery time the engine measured on chain (older records: when the wait ended)."""
+    if ev is None:
+        return None
+    return float(ev.data["mttr"]) if ev.data.get("mttr") is not None else round(ev.t - t0, 3)
+
+
 def compute(timeline: Timeline | Iterable[Event], *, kind: str | None = None, min_severity: str = "SEV-4") -> Metrics:
     events = list(timeline.events() if isinstance(timeline, Timeline) else timeline)
     inject = next((e for e in events if e.kind == "drill.inject"), None) or next(
@@ -127,7 +134,7 @@ def compute(timeline: Timeline | Iterable[Event], *, kind: str | None = None, mi
         t0=t0,
         mttd=mttd,
         time_to_contain=ttc,
-        mttr=round(recovered.t - t0, 3) if recovered else None,
+        mttr=_recovered(recovered, t0),
         incident_id=str(incident_id) if incident_id is not None else None,
         detected_severity=str(severity) if severity is not None else None,
     )

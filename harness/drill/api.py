@@ -27,8 +27,9 @@ from harness import clock
 from harness.checks import invariants as inv
 from harness.checks.budgets import POLICY, Budget, PolicyTargets
 from harness.checks.metrics import compute, first_alert, incidents, without_probe_alerts
+from harness.checks.recovery import Recovery, latency_band, recovery
 from harness.drill.context import DrillContext
-from harness.drill.predicates import Predicate, Probe, Seen, fmt_eth, latest_since, proxy_traffic
+from harness.drill.predicates import Predicate, Probe, ProxyCounts, Seen, fmt_eth, latest_since, proxy_counts
 from harness.drill.result import DrillResult
 from harness.errors import (
     AgentStartError,
@@ -130,7 +131,7 @@ class Drill:
         self.recovered_t: float | None = None
         self.last_heal_t: float | None = None
         self.invariant_results: list[inv.InvariantResult] | None = None
-        self._traffic_at_t0: dict[str, float] = {}
+        self._proxy_at_t0: ProxyCounts | None = None
         #: the command that re-runs just this drill (set by the pytest plugin)
         self.rerun = ""
 
@@ -175,7 +176,8 @@ class Drill:
 
     def _probe(self) -> Probe:
         return Probe(ctx=self.ctx, since=self.t0 if self.t0 is not None else self.t_start,
-                     traffic_at_since=self._traffic_at_t0, fault=self.faults[-1] if self.faults else None)
+                     traffic_at_since=self._proxy_at_t0.received if self._proxy_at_t0 else {},
+                     proxy_at_since=self._proxy_at_t0, fault=self.faults[-1] if self.faults else None)
 
     def _scrub(self, text: str) -> str:
         for key in self.ctx.secrets:
@@ -228,7 +230,7 @@ class Drill:
         if not isinstance(fault, Fault):
             raise UsageError(f"drill.inject() takes a harness.faults Fault, got {type(fault).__name__}")
         fault.bind(self.ctx)
-        self._traffic_at_t0 = proxy_traffic(self.ctx.proxy_api_url)
+        self._proxy_at_t0 = proxy_counts(self.ctx.proxy_api_url)
         self.ctx.cleanup.callback(self._heal_quietly, fault)
         # t0 is the moment the injection starts: a fault may act inside inject() (a first theft)
         # before its own fault.inject event is recorded.
@@ -342,41 +344,62 @@ class Drill:
         self.last_heal_t = ev.t if ev is not None else clock.now()
 
     def expect_recovery(self, *, within: float | None = None, proofs: int | None = None) -> float:
-        """Wait for the incident's ``resolved`` event and steady state again; returns MTTR (seconds from t0)."""
+        """Wait until the chain shows the agent recovered; returns the recovery time (seconds from t0).
+
+        Read from the chain (see harness.checks.recovery): the backlog open at the last heal (or at
+        the injection) is cleared and ``proofs`` escrows opened since are proven within the
+        steady-state latency band, none late after them. The agent's ``resolved`` alert and its
+        ``/health`` are claims: recorded beside the measured time, never deciding it.
+        """
         t0 = self._need_t0("expect_recovery")
         within = self.budget.recover if within is None else within * self.budget.scale
         need = self.steady_proofs if proofs is None else proofs
+        if need < 1:
+            raise UsageError(f"expect_recovery(proofs=...) must be at least 1, got {need}")
+        w = self.ctx.watcher
+        since = self.last_heal_t or t0
+        band = latency_band(w.escrows.values(), set(self.ctx.agent_addresses), t_start=self.t_start, t0=t0)
+        last: list[Recovery] = []
 
         def check() -> tuple[bool, str]:
-            if self.incident_id is None and self.incident is not None:
-                ev = first_alert(self.ctx.timeline.events("alert"), self.incident, "SEV-4", after=t0)
-                if ev is not None:
-                    self.incident_id = str(ev.data["incident_id"])
-            since = self.last_heal_t or t0
-            proven = len(self.ctx.watcher.proven(since))
-            h = self.ctx.health.last if self.ctx.health else None
-            parts = []
-            resolved = False
-            if self.incident_id is None:
-                parts.append("no incident was reported to resolve")
-            else:
-                evs = [e for e in self.ctx.timeline.events("alert") if e.data.get("incident_id") == self.incident_id]
-                resolved = any(e.data.get("status") == "resolved" for e in evs)
-                last_status = evs[-1].data.get("status") if evs else "none"
-                parts.append(f"incident {self.incident_id} {'resolved' if resolved else f'not resolved (last status: {last_status})'}")
-            parts.append(f"{proven} of {need} proofs since {'the heal' if self.last_heal_t else 'injection'}")
-            parts.append(self._health_text())
-            ok = resolved and proven >= need and h is not None and h.get("status") == "ok"
-            return ok, "; ".join(parts)
+            self._learn_incident(t0)
+            with w.lock:
+                escrows = list(w.escrows.values())
+                head_ts = w.head_ts
+            r = recovery(escrows, set(self.ctx.agent_addresses), since=since, now=clock.now(), head_ts=head_ts,
+                         band=band, need=need)
+            last[:] = [r]
+            return r.ok, f"{r.seen}; {self._claims_text()}"
 
         ok, seen = self._wait(check, t0 + within)
         if not ok:
-            raise RecoveryFailed(f"no recovery within {within:.1f} s of injection ({seen})")
-        self.recovered_t = clock.now()
-        mttr = round(self.recovered_t - t0, 3)
-        self._phase("drill.recovered", mttr=mttr, incident_id=self.incident_id, within=round(within, 3))
-        self._note_claim_ahead("resolved", self.recovered_t, "recovery")
+            raise RecoveryFailed(f"no recovery on chain within {within:.1f} s of injection "
+                                 f"(counted from the {'heal' if self.last_heal_t else 'injection'}: {seen})")
+        r = last[0]
+        assert r.t is not None
+        self.recovered_t = r.t
+        mttr = round(r.t - t0, 3)
+        claimed = self._claim_t("resolved")
+        self._phase("drill.recovered", mttr=mttr, seen_at=round(clock.now() - t0, 3), incident_id=self.incident_id,
+                    within=round(within, 3), since=("heal" if self.last_heal_t else "injection"),
+                    since_rel_s=round(since - t0, 3), band=band.to_json(), proofs=need, **r.to_json(t0),
+                    claimed_resolved_rel_s=None if claimed is None else round(claimed - t0, 3))
+        self._note_claim_ahead("resolved", self.recovered_t, "recovery on chain")
         return mttr
+
+    def _learn_incident(self, t0: float) -> None:
+        """The drill's incident id from the first alert of its kind, if expect_detection did not set it."""
+        if self.incident_id is None and self.incident is not None:
+            ev = first_alert(self.ctx.timeline.events("alert"), self.incident, "SEV-4", after=t0)
+            if ev is not None:
+                self.incident_id = str(ev.data["incident_id"])
+
+    def _claims_text(self) -> str:
+        if self.incident_id is None:
+            return f"no incident reported; {self._health_text()} (claims)"
+        evs = [e for e in self.ctx.timeline.events("alert") if e.data.get("incident_id") == self.incident_id]
+        status = evs[-1].data.get("status") if evs else "none"
+        return f"the agent claims incident {self.incident_id} {status}, {self._health_text()}"
 
     def _extra(self, events: list[Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -386,6 +409,14 @@ class Drill:
                     for e in events if e.kind == "drill.finding"]
         if findings:
             out["findings"] = findings
+        if self.t0 is not None and self.incident_id is not None:
+            # the agent's own account of its incident, beside the times the harness measured:
+            # the first arrival of each status, seconds from t0 (absent: not claimed during the drill)
+            claims: dict[str, float] = {}
+            for e in events:
+                if e.kind == "alert" and e.data.get("incident_id") == self.incident_id:
+                    claims.setdefault(str(e.data.get("status")), round(e.t - self.t0, 3))
+            out["claims"] = claims
         return out
 
     def _at_risk(self, events: list[Any]) -> int:
@@ -425,15 +456,24 @@ class Drill:
         return False
 
     def verify(self) -> list[inv.InvariantResult]:
-        """Probe monitoring, then check every invariant; raise InvariantBroken listing the failed ones."""
+        """Probe monitoring, then check every invariant; raise InvariantBroken naming each that failed or could not be checked.
+
+        An invariant whose checker could not judge (``unknown``) fails the drill as a broken one does:
+        a drill passes on evidence that every rule held, not on the absence of a counterexample. A
+        ``skipped`` invariant (not checkable in this drill, and saying why) does not fail it.
+        """
         self._check_stop()
         self.probe_monitoring(timeout=5.0 * self.budget.scale)
         results = self.check_invariants()
         failed = [r for r in results if r.verdict == inv.FAILED]
+        unknown = [r for r in results if r.verdict == inv.UNKNOWN]
         self._phase("drill.verified", verdict=inv.worst([r.verdict for r in results]),
-                    failed=[r.name for r in failed])
-        if failed:
-            raise InvariantBroken("; ".join(f"{r.name}: {r.message}" for r in failed))
+                    failed=[r.name for r in failed], unknown=[r.name for r in unknown],
+                    skipped=[r.name for r in results if r.verdict == inv.SKIPPED])
+        if failed or unknown:
+            raise InvariantBroken("; ".join(
+                [f"{r.name}: {r.message}" for r in failed]
+                + [f"{r.name} could not be checked (unknown): {r.message}" for r in unknown]))
         return results
 
     def check_invariants(self) -> list[inv.InvariantResult]:
@@ -462,14 +502,27 @@ class Drill:
                 invariants = [inv.InvariantResult("invariants", inv.UNKNOWN, f"not checked: {err}")]
         m = compute(without_probe_alerts(self.ctx.timeline.events()), kind=self.incident)
         w = self.ctx.watcher
+        money: inv.Money | None = None
+        funds_error: str | None = None
         try:
-            money = inv.money(self.ctx)
-        except Exception:  # a broken watcher should not hide the verdict
-            money = inv.Money()
+            money = inv.money(self.ctx) if w is not None else None
+        except Exception as err:  # funds unknown, never "0 ETH lost"
+            funds_error = self._scrub(f"the funds read failed: {type(err).__name__}: {err}")
+        if money is None and funds_error is None:
+            funds_error = "no chain watcher was running, so no funds were read"
+        if funds_error is not None:
+            self._phase("drill.funds_unknown", error=funds_error)
+            if status == "passed":
+                # The harness could not observe; that is no verdict on the agent (so not "failed"),
+                # but a drill whose funds are unknown has not shown that nothing was lost.
+                status, category, message = "error", "harness_error", f"funds unknown: {funds_error}"
+            else:
+                message = f"{message}; funds unknown: {funds_error}" if message else f"funds unknown: {funds_error}"
         t0 = self.t0
         events = self.ctx.timeline.events()
-        funds = money.to_json()
+        funds: dict[str, int] = money.to_json() if money is not None else {}
         funds["at_risk_wei"] = self._at_risk(events)
+        profile = self.ctx.agent_env.get("AGENT_PROFILE") if self.ctx.agent_env else None
         escrows = {
             "opened": len(w.escrows) if w else 0,
             "proven": len(w.proven()) if w else 0,
@@ -485,7 +538,7 @@ class Drill:
             budget=self.budget.to_json(), policy=self.policy.to_json(),
             incidents=tuple(i.to_json(t0) for i in incidents(events)),
             invariants=tuple(r.to_json() for r in invariants),
-            funds=funds, escrows=escrows, gas_spent_wei=money.gas_wei,
+            funds=funds, funds_error=funds_error, escrows=escrows, gas_spent_wei=money.gas_wei if money is not None else None,
             harness_overhead_s=round(overhead, 3), duration_s=round(clock.now() - self.t_start, 3),
             timeline=tuple(e.to_json(t0) for e in events),
             agent_output=str(self.ctx.agent.output_path) if self.ctx.agent else None,
@@ -493,5 +546,5 @@ class Drill:
             alert_duplicates=self.ctx.alerts.duplicates if self.ctx.alerts else 0,
             contract_violations=self.ctx.alerts.violations if self.ctx.alerts else 0,
             chain_backend=self.ctx.chain.backend, budget_scale=self.budget.scale, rerun=rerun,
-            extra=self._extra(events),
+            agent_profile=profile, extra=self._extra(events),
         )

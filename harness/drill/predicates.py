@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from harness.drill.context import DrillContext
 
 __all__ = [
-    "Probe", "Seen", "Predicate", "latest_since", "fmt_eth", "proxy_traffic",
+    "Probe", "Seen", "Predicate", "latest_since", "fmt_eth", "proxy_traffic", "proxy_counts", "ProxyCounts", "sends_on",
+    "backlog_at_least",
     "swept_to_cold_wallet", "allowance_revoked", "new_address_announced", "key_retired", "no_outgoing_from",
     "traffic_on", "failed_over", "proofs_landing", "halted", "in_mode", "silent_while", "pending_queue_drained",
     "no_nonce_gap", "replaced_with_fee_bump", "reverts_at_most", "healthy", "restarted",
@@ -36,21 +37,42 @@ def fmt_eth(wei: int) -> str:
     return f"{wei / 10**18:.4g} ETH"
 
 
-def proxy_traffic(api_url: str | None) -> dict[str, float]:
-    """Bytes received by each proxy so far (from the proxy server's Prometheus /metrics)."""
+@dataclass(frozen=True)
+class ProxyCounts:
+    """What the fault proxy counted so far: bytes received and JSON-RPC calls, per proxy."""
+
+    received: dict[str, float]  # proxy -> bytes read from its client
+    calls: dict[tuple[str, str], float]  # (proxy, method) -> calls
+
+    def sends(self, proxy: str) -> float:
+        return self.calls.get((proxy, "eth_sendRawTransaction"), 0.0)
+
+
+def proxy_counts(api_url: str | None) -> ProxyCounts | None:
+    """The proxy server's counters (its Prometheus /metrics); None when they cannot be read."""
     if not api_url:
-        return {}
+        return None
     try:
         text = requests.get(api_url + "/metrics", timeout=2).text
     except requests.RequestException:
-        return {}
-    out: dict[str, float] = {}
+        return None
+    received: dict[str, float] = {}
+    calls: dict[tuple[str, str], float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name.startswith("toxiproxy_proxy_received_bytes") and "proxy" in sample.labels:
                 name = sample.labels["proxy"]
-                out[name] = out.get(name, 0.0) + sample.value
-    return out
+                received[name] = received.get(name, 0.0) + sample.value
+            elif sample.name.startswith("toxiproxy_proxy_rpc_calls") and "method" in sample.labels:
+                key = (sample.labels["proxy"], sample.labels["method"])
+                calls[key] = calls.get(key, 0.0) + sample.value
+    return ProxyCounts(received, calls)
+
+
+def proxy_traffic(api_url: str | None) -> dict[str, float]:
+    """Bytes received by each proxy so far ({} when the counters cannot be read)."""
+    counts = proxy_counts(api_url)
+    return counts.received if counts is not None else {}
 
 
 @dataclass
@@ -60,6 +82,8 @@ class Probe:
     ctx: DrillContext
     since: float  # harness time of the injection (or of the drill's start)
     traffic_at_since: dict[str, float] = field(default_factory=dict)
+    #: the proxy's counters at ``since``; None when they could not be read then (no baseline)
+    proxy_at_since: ProxyCounts | None = None
     fault: Any = None
 
     @property
@@ -111,6 +135,14 @@ def _agent_outgoing(probe: Probe, address: str, since: float) -> list[Any]:
     ]
 
 
+def _agent_sends(probe: Probe, since: float) -> list[Any]:
+    """What the agent sent since ``since`` (pool or chain), without the harness's own and the attacker's."""
+    attackers = {a.lower() for a in probe.ctx.attacker_addresses}
+    agents = set(probe.ctx.agent_addresses)
+    return [s for s in probe.watcher.sends(since)
+            if s.sender in agents and s.hash not in probe.ctx.harness_txs and s.to not in attackers]
+
+
 class swept_to_cold_wallet(Predicate):
     """The cold wallet received ETH since injection and the hot wallet is left with dust at most."""
 
@@ -135,7 +167,11 @@ class swept_to_cold_wallet(Predicate):
             hot_tokens = ctx.deployment.token_contract(ctx.chain.w3).functions.balanceOf(ctx.hot_address).call()
             ok = ok and hot_tokens == 0
             seen += f", {hot_tokens / 10**18:g} DRILL"
-        return Seen(ok, seen)
+        # dated to the last sweep the chain shows (ETH to the cold wallet, or a token transfer to it)
+        cold = ctx.cold_wallet.lower()
+        sweeps = [tx.t for tx in _agent_outgoing(probe, ctx.hot_address, probe.since)
+                  if (tx.to or "").lower() == cold or (tx.method == "transfer" and (tx.arg_address or "").lower() == cold)]
+        return Seen(ok, seen, since=max(sweeps) if ok and sweeps else None)
 
 
 class allowance_revoked(Predicate):
@@ -150,7 +186,12 @@ class allowance_revoked(Predicate):
         ctx = probe.ctx
         token = ctx.deployment.token_contract(ctx.chain.w3)
         value = token.functions.allowance(ctx.hot_address, ctx.deployment.escrow).call()
-        return Seen(value == 0, f"allowance of the hot wallet to the escrow is {value}")
+        escrow = ctx.deployment.escrow.lower()
+        revokes = [tx.t for tx in _agent_outgoing(probe, ctx.hot_address, probe.since)
+                   if tx.method == "approve" and (tx.arg_address or "").lower() == escrow and tx.arg_amount == 0]
+        # dated to the revoking transaction when the chain shows one
+        return Seen(value == 0, f"allowance of the hot wallet to the escrow is {value}",
+                    since=max(revokes) if value == 0 and revokes else None)
 
 
 class new_address_announced(Predicate):
@@ -206,7 +247,10 @@ class key_retired(Predicate):
 
 
 class traffic_on(Predicate):
-    """The proxy of ``endpoint`` ("primary", "backup-1") carried at least ``min_bytes`` since injection."""
+    """The proxy of ``endpoint`` ("primary", "backup-1") carried at least ``min_bytes`` since injection.
+
+    Any byte counts, health probes included; to judge where the agent *sends*, use ``sends_on``.
+    """
 
     evidence = True
 
@@ -222,10 +266,42 @@ class traffic_on(Predicate):
         ctx = probe.ctx
         if not ctx.proxy_api_url:
             return Seen(False, "no fault proxy in this drill, so traffic per endpoint cannot be measured")
+        if probe.proxy_at_since is None:
+            return Seen(False, "the proxy's counters could not be read at injection, so there is no baseline to compare with")
         name = ctx.endpoints.get(self.endpoint, self.endpoint)
-        now = proxy_traffic(ctx.proxy_api_url)
-        moved = now.get(name, 0.0) - probe.traffic_at_since.get(name, 0.0)
+        now = proxy_counts(ctx.proxy_api_url)
+        if now is None:
+            return Seen(False, "the proxy's counters cannot be read")
+        moved = now.received.get(name, 0.0) - probe.proxy_at_since.received.get(name, 0.0)
         return Seen(moved >= self.min_bytes, f"{name} received {moved:.0f} bytes since injection")
+
+
+class sends_on(Predicate):
+    """At least ``count`` transactions sent (``eth_sendRawTransaction``) through ``endpoint`` since injection.
+
+    Counted by the fault proxy per JSON-RPC method, so health probes and reads do not count.
+    """
+
+    evidence = True
+
+    def __init__(self, endpoint: str = "backup-1", *, count: int = 1) -> None:
+        self.endpoint = endpoint
+        self.count = count
+        self.name = f"transactions sent through {endpoint}"
+        self.failure = f"no transaction sent through {endpoint}"
+
+    def __call__(self, probe: Probe) -> Seen:
+        ctx = probe.ctx
+        if not ctx.proxy_api_url:
+            return Seen(False, "no fault proxy in this drill, so sends per endpoint cannot be counted")
+        if probe.proxy_at_since is None:
+            return Seen(False, "the proxy's counters could not be read at injection, so there is no baseline to compare with")
+        name = ctx.endpoints.get(self.endpoint, self.endpoint)
+        now = proxy_counts(ctx.proxy_api_url)
+        if now is None:
+            return Seen(False, "the proxy's counters cannot be read")
+        sent = now.sends(name) - probe.proxy_at_since.sends(name)
+        return Seen(sent >= self.count, f"{sent:.0f} eth_sendRawTransaction call(s) through {name} since injection (need {self.count})")
 
 
 class proofs_landing(Predicate):
@@ -245,12 +321,12 @@ class proofs_landing(Predicate):
 
 
 class failed_over(Predicate):
-    """Traffic on the backup since injection and proofs landing again."""
+    """Transactions sent through the backup since injection and proofs landing again."""
 
     evidence = True
 
     def __init__(self, to: str = "backup-1", *, proofs: int = 1) -> None:
-        self._traffic = traffic_on(to)
+        self._traffic = sends_on(to)
         self._proofs = proofs_landing(proofs)
         self.name = f"failed over to {to}"
         self.failure = f"no failover to {to}"
@@ -304,8 +380,9 @@ class halted(Predicate):
 
 
 class silent_while(Predicate):
-    """The agent claims one of ``modes`` (paused/halted/safe) and the chain shows no transaction of
-    its addresses for ``quiet`` seconds since it first claimed it, and none since that claim.
+    """The agent claims one of ``modes`` (paused/halted/safe) and the harness sees no transaction of
+    its addresses (mined, or waiting in the pool: a stalled chain mines nothing) for ``quiet``
+    seconds since it first claimed it, and none since that claim.
 
     The claim alone proves nothing: an agent that reports "safe" while it keeps sending fails here.
     The evidence is dated to the start of the quiet window (the claim, or the last send after it).
@@ -327,7 +404,7 @@ class silent_while(Predicate):
         now = clock.now()
         if claims and self._claimed_at is None:
             self._claimed_at = now
-        txs = [tx for a in probe.ctx.agent_addresses for tx in _agent_outgoing(probe, a, probe.since)]
+        txs = _agent_sends(probe, probe.since)
         last = max((tx.t for tx in txs), default=probe.since)
         during = [tx for tx in txs if self._claimed_at is not None and tx.t >= self._claimed_at]
         # quiet counts from the later of the last send and the first claim: silence before the
@@ -443,3 +520,25 @@ class restarted(Predicate):
     def __call__(self, probe: Probe) -> Seen:
         n = len([e for e in probe.ctx.timeline.events("agent.restart") if e.t >= probe.since])
         return Seen(n >= self.count, f"{n} restart(s) since injection")
+
+
+class backlog_at_least(Predicate):
+    """At least ``count`` escrows of the agent are open and not yet due (work piled up, on chain).
+
+    Used to hold a fault until the backlog is big enough for a check to bind (a resumption burst
+    over the limit of 5 needs more than 5 proofs waiting).
+    """
+
+    evidence = True
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.name = f"at least {count} escrow(s) waiting"
+        self.failure = f"fewer than {count} escrow(s) waiting"
+
+    def __call__(self, probe: Probe) -> Seen:
+        w = probe.watcher
+        agents = {a.lower() for a in probe.ctx.agent_addresses}
+        with w.lock:
+            waiting = [e for e in w.escrows.values() if e.state == "open" and e.agent.lower() in agents and e.deadline >= w.head_ts]
+        return Seen(len(waiting) >= self.count, f"{len(waiting)} escrow(s) open and not yet due")

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["STATUSES", "CATEGORIES", "DrillResult"]
+__all__ = ["STATUSES", "CATEGORIES", "REAL_TIME_PROFILE", "DrillResult"]
 
 STATUSES = ("passed", "failed", "aborted", "error")
+#: the AGENT_PROFILE value under which an agent runs its real intervals (the contract's default)
+REAL_TIME_PROFILE = "production"
 #: why a drill did not pass; None when it passed
 CATEGORIES = (
     "missed_detection", "late_containment", "no_recovery", "invariant_broken", "failed",
@@ -43,9 +45,9 @@ class DrillResult:
     policy: dict[str, Any]
     incidents: tuple[dict[str, Any], ...]
     invariants: tuple[dict[str, str], ...]
-    funds: dict[str, int]  # at_risk_wei, gas_wei, swept_wei, lost_wei, ... (see checks.invariants.Money)
+    funds: dict[str, int]  # at_risk_wei, gas_wei, swept_wei, lost_wei, ... (see checks.invariants.Money); only at_risk_wei when funds_error
     escrows: dict[str, int]  # opened, proven, expired
-    gas_spent_wei: int
+    gas_spent_wei: int | None  # None when the funds could not be read
     harness_overhead_s: float  # setup + teardown of the world
     duration_s: float
     timeline: tuple[dict[str, Any], ...]
@@ -57,6 +59,10 @@ class DrillResult:
     chain_backend: str
     budget_scale: float
     rerun: str  # the command that re-runs just this drill
+    #: why the funds are unknown (the read failed; the amounts are then absent, never zero); None when read
+    funds_error: str | None = None
+    #: AGENT_PROFILE the agent was started with ("drill": compressed intervals; "production": real time)
+    agent_profile: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -66,6 +72,11 @@ class DrillResult:
     @property
     def passed(self) -> bool:
         return self.status == "passed"
+
+    @property
+    def real_time(self) -> bool:
+        """Whether the agent ran with production intervals, so policy targets (minutes) apply."""
+        return self.agent_profile == REAL_TIME_PROFILE
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -21,7 +21,7 @@ from harness.contracts import Deployment
 from harness.errors import RpcError
 from harness.observe.timeline import Timeline
 
-__all__ = ["TxRecord", "EscrowRecord", "Replacement", "TokenTransfer", "ChainWatcher", "SELECTORS", "topic"]
+__all__ = ["TxRecord", "Send", "EscrowRecord", "Replacement", "TokenTransfer", "ChainWatcher", "SELECTORS", "topic"]
 
 
 def topic(signature: str) -> str:
@@ -105,6 +105,17 @@ class EscrowRecord:
 
 
 @dataclass(frozen=True)
+class Send:
+    """An agent transaction as the harness first saw it (in the pool or, failing that, mined)."""
+
+    hash: str  # lower case
+    sender: str  # checksummed
+    to: str  # lower case, "" for a contract creation
+    t: float
+    mined: bool
+
+
+@dataclass(frozen=True)
 class Replacement:
     sender: str
     nonce: int
@@ -176,6 +187,8 @@ class ChainWatcher:
         self._hashes: dict[int, str] = {}
         self._seen_pending: dict[tuple[str, int], dict[str, tuple[int, int]]] = {}
         self._first_pending: dict[str, float] = {}  # tx hash -> harness time first seen in the pool
+        #: tx hash -> (sender, to) of every agent transaction ever seen waiting in the pool
+        self._pending_info: dict[str, tuple[str, str]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.polls = 0
@@ -395,6 +408,7 @@ class ChainWatcher:
                     out.setdefault(sender.lower(), {})[int(nonce_s)] = tx
                     key = (sender.lower(), int(nonce_s))
                     self._first_pending.setdefault(tx["hash"].lower(), clock.now())
+                    self._pending_info.setdefault(tx["hash"].lower(), (to_checksum_address(sender), (tx.get("to") or "").lower()))
                     seen = self._seen_pending.setdefault(key, {})
                     if tx["hash"] not in seen:
                         if seen:
@@ -421,6 +435,17 @@ class ChainWatcher:
     def agent_txs(self, since: float | None = None) -> list[TxRecord]:
         with self.lock:
             return [t for t in self.txs if since is None or t.t >= since]
+
+    def sends(self, since: float | None = None) -> list[Send]:
+        """Every transaction of the agent's addresses the harness saw, mined or only waiting in the
+        pool, dated to when it was first seen. A stalled chain mines nothing, so silence during a
+        stall is read from the pool as well as from the blocks."""
+        with self.lock:
+            mined = {t.hash.lower(): Send(t.hash.lower(), t.sender, (t.to or "").lower(), t.first_seen, True) for t in self.txs}
+            for h, (sender, to) in list(self._pending_info.items()):
+                if h not in mined:
+                    mined[h] = Send(h, sender, to, self._first_pending[h], False)
+        return sorted((s for s in mined.values() if since is None or s.t >= since), key=lambda s: s.t)
 
     def proven(self, since: float | None = None) -> list[EscrowRecord]:
         with self.lock:

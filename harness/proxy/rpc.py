@@ -65,6 +65,9 @@ __all__ = ["STALE_BLOCK_PARAM", "Interceptor"]
 
 _SNIFF, _HTTP, _OPAQUE = 0, 1, 2
 
+#: distinct (proxy, method) series the call counter keeps before it lumps new names into "(other)"
+_MAX_METHOD_LABELS = 512
+
 #: methods the stale-head toxic rewrites, with the index of their block parameter
 STALE_BLOCK_PARAM: dict[str, int] = {
     "eth_getBlockByNumber": 0,
@@ -228,7 +231,7 @@ class Interceptor:
     # -- JSON-RPC decisions ----------------------------------------------------------------
     def _handle(self, msg: Message) -> None:
         toxics = [t for t in self.proxy.toxics if t.kind.rpc]
-        if not toxics or msg.method != b"POST":
+        if msg.method != b"POST":
             self._forward(msg.raw, _Slot(head=msg.method == b"HEAD"))
             return
         try:
@@ -240,10 +243,24 @@ class Interceptor:
         if not calls or not all(isinstance(c, dict) and isinstance(c.get("method"), str) for c in calls):
             self._forward(msg.raw, _Slot())
             return
+        self._count(calls)
+        if not toxics:
+            self._forward(msg.raw, _Slot())
+            return
         plan = _Plan(msg, payload, calls)
         for i, call in enumerate(calls):
             self._decide(plan, i, call, toxics)
         self._execute(plan)
+
+    def _count(self, calls: list[dict[str, Any]]) -> None:
+        counter = self.proxy.coll.rpc_calls
+        for call in calls:
+            method = call["method"]
+            # a client controls the label: keep it short and printable, so no flood of odd names grows the metrics
+            label = method if len(method) <= 64 and method.isascii() and method.isprintable() else "(other)"
+            if (self.proxy.name, label) not in counter.cells and len(counter.cells) >= _MAX_METHOD_LABELS:
+                label = "(other)"
+            counter.labels(self.proxy.name, label).inc(1)
 
     def _decide(self, plan: _Plan, i: int, call: dict[str, Any], toxics: list[Toxic]) -> None:
         method = call["method"]

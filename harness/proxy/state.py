@@ -240,11 +240,13 @@ class _ByteCounter(Collector):
     metrics endpoint reads them on the same loop.
     """
 
-    LABELS = ("direction", "proxy", "listener", "upstream")
+    LABELS: tuple[str, ...] = ("direction", "proxy", "listener", "upstream")
 
-    def __init__(self, name: str, doc: str) -> None:
+    def __init__(self, name: str, doc: str, labels: tuple[str, ...] | None = None) -> None:
         self.name = name
         self.doc = doc
+        if labels is not None:
+            self.LABELS = labels
         self.cells: dict[tuple[str, ...], _Cell] = {}
 
     def labels(self, *values: str) -> _Cell:
@@ -272,8 +274,13 @@ class Collection:
         self.registry = CollectorRegistry()
         self.received = _ByteCounter("toxiproxy_proxy_received_bytes", "Bytes the proxy read from a side of a link")
         self.sent = _ByteCounter("toxiproxy_proxy_sent_bytes", "Bytes the proxy wrote to a side of a link")
+        # Not in Toxiproxy: JSON-RPC calls per proxy and method, so a drill can tell a transaction
+        # sent through an endpoint (eth_sendRawTransaction) from health probes of it.
+        self.rpc_calls = _ByteCounter("toxiproxy_proxy_rpc_calls", "JSON-RPC calls the proxy read from its client, by method",
+                                      labels=("proxy", "method"))
         self.registry.register(self.received)
         self.registry.register(self.sent)
+        self.registry.register(self.rpc_calls)
 
     def get(self, name: str) -> ProxyState:
         proxy = self.proxies.get(name)

@@ -124,7 +124,8 @@ def _phases(timeline: Sequence[Mapping[str, Any]], origin: float, start: float, 
             outcome = "passed"
             if name == "verify":
                 ev = next(e for e in timeline if e.get("kind") == kind)
-                outcome = "failed" if (ev.get("data") or {}).get("verdict") == "failed" else "passed"
+                # an invariant that could not be judged fails the drill as a broken one does
+                outcome = "failed" if (ev.get("data") or {}).get("verdict") in ("failed", "unknown") else "passed"
             phases.append(Phase(name=name, start_rel_s=min(phase_start, at), end_rel_s=at, outcome=outcome,
                                 message=(message or "") if outcome == "failed" else ""))
         elif failed_phase == name:
@@ -175,6 +176,16 @@ def _probe_ids(timeline: Sequence[Mapping[str, Any]]) -> set[str]:
             if e.get("kind") == "drill.probe" and (e.get("data") or {}).get("incident_id")}
 
 
+def _funds(result: Any, money: Mapping[str, Any], timeline: Sequence[Mapping[str, Any]]) -> Funds:
+    at_risk = _value_at_risk(timeline, result.t0)
+    error = getattr(result, "funds_error", None)
+    if error:  # unknown, not zero
+        return Funds(at_risk_wei=at_risk, lost_wei=None, swept_wei=None, attacker_wei=None, gas_wei=None, error=str(error))
+    return Funds(at_risk_wei=at_risk, lost_wei=int(money.get("lost_wei", 0)) + int(money.get("unexplained_wei", 0)),
+                 swept_wei=int(money.get("swept_wei", 0)), attacker_wei=int(money.get("lost_wei", 0)),
+                 gas_wei=int(result.gas_spent_wei or money.get("gas_wei", 0)))
+
+
 def record_from_result(result: Any, *, agent_log: str | None = None, expected_severity: str | None = None) -> DrillRecord:
     """The report's record of one drill, from ``harness.drill.result.DrillResult`` (duck-typed)."""
     timeline: list[Mapping[str, Any]] = list(result.timeline)
@@ -213,9 +224,7 @@ def record_from_result(result: Any, *, agent_log: str | None = None, expected_se
         incidents=_incidents([i for i in result.incidents if i.get("incident_id") not in _probe_ids(timeline)], offset, origin),
         invariants=tuple(InvariantRecord(name=str(i["name"]), verdict=str(i["verdict"]), message=str(i.get("message", "")))
                          for i in result.invariants),
-        funds=Funds(at_risk_wei=_value_at_risk(timeline, result.t0), lost_wei=int(money.get("lost_wei", 0)) + int(money.get("unexplained_wei", 0)),
-                    swept_wei=int(money.get("swept_wei", 0)), attacker_wei=int(money.get("lost_wei", 0)),
-                    gas_wei=int(result.gas_spent_wei or money.get("gas_wei", 0))),
+        funds=_funds(result, money, timeline),
         escrows=Escrows(opened=int(escrows.get("opened", 0)), proven=int(escrows.get("proven", 0)),
                         expired=int(escrows.get("expired", 0)), missed_deadlines=int(missed), reassigned=reassigned),
         harness_overhead_s=result.harness_overhead_s,
@@ -224,4 +233,5 @@ def record_from_result(result: Any, *, agent_log: str | None = None, expected_se
                                      data=dict(e.get("data") or {})) for e in timeline),
         agent_log=agent_log, restarts=int(result.restarts or 0), alert_duplicates=int(result.alert_duplicates or 0),
         contract_violations=int(result.contract_violations or 0), rerun=result.rerun or "",
+        agent_profile=getattr(result, "agent_profile", None),
     )

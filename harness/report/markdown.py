@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from typing import Any
 
 from harness.report.model import DrillRecord, Incident, RunRecord, severity_rank
 
@@ -31,6 +32,14 @@ CATEGORY_WORDS = {
     "harness_error": "the harness itself failed (not a verdict on the agent)",
 }
 STATUS_MARK = {"passed": "✅ passed", "failed": "❌ failed", "aborted": "⛔ aborted", "error": "⚠️ error"}
+#: an invariant's verdict as shown; skipped is grey, never a green pass
+VERDICT_MARK = {"passed": "✅ passed", "failed": "❌ failed", "skipped": "⏭️ skipped", "unknown": "❓ unknown"}
+
+
+def not_evaluated(profiles: Iterable[str | None]) -> str:
+    """The words for a policy target the run cannot be held to: the agent's intervals were compressed."""
+    names = sorted({p or "not recorded" for p in profiles})
+    return f"not evaluated (compressed profile: {', '.join(f'`{n}`' for n in names)})"
 
 
 def slug(name: str) -> str:
@@ -127,10 +136,15 @@ def _expected_text(d: DrillRecord) -> str:
     return f"`{e.kind}`" + (f" at {e.min_severity} or above" if e.min_severity else "")
 
 
+def _amount(wei: int | None) -> str:
+    return "unknown" if wei is None else fmt_eth(wei)
+
+
 def _impact(d: DrillRecord) -> str:
     f, e = d.funds, d.escrows
-    parts = [f"{fmt_eth(f.lost_wei)} lost", f"{fmt_eth(f.swept_wei)} swept to the cold wallet",
-             f"{e.proven} of {e.opened} escrows proven", f"{e.missed_deadlines} deadline(s) missed"]
+    money = ([f"{fmt_eth(f.lost_wei or 0)} lost", f"{fmt_eth(f.swept_wei or 0)} swept to the cold wallet"] if f.known
+             else [f"funds unknown ({f.error})"])
+    parts = [*money, f"{e.proven} of {e.opened} escrows proven", f"{e.missed_deadlines} deadline(s) missed"]
     if f.at_risk_wei:
         parts.insert(0, f"{fmt_eth(f.at_risk_wei)} at risk in the hot wallet")
     if e.reassigned:
@@ -177,13 +191,15 @@ def render_status_update(d: DrillRecord, incident: Incident) -> str:
 
 def _key_events(d: DrillRecord) -> list[tuple[float, str]]:
     keep = {"fault.inject": "fault injected", "fault.heal": "fault healed", "drill.steady": "steady state reached",
-            "drill.detected": "detection counted", "drill.contained": "containment confirmed on chain",
+            "drill.detected": "detection counted",
             "drill.recovered": "recovery confirmed", "agent.exit": "agent exited", "agent.restart": "agent restarted",
             "drill.aborted": "drill aborted", "escrow.expired": "escrow expired", "escrow.reassigned": "escrow reassigned",
             "agent.new_address": "new hot address announced"}
     out = []
     for e in d.timeline:
-        if e.kind in keep:
+        if e.kind == "drill.contained":
+            out.append((e.rel_s, _containment_words(e.data)))
+        elif e.kind in keep:
             extra = e.source.removeprefix("fault:") if e.kind.startswith("fault.") else ""
             out.append((e.rel_s, keep[e.kind] + (f" ({extra})" if extra else "")))
         elif e.kind == "alert":
@@ -191,6 +207,19 @@ def _key_events(d: DrillRecord) -> list[tuple[float, str]]:
             out.append((e.rel_s, f"alert {data.get('incident_id')} {data.get('kind')} {data.get('severity')} "
                                  f"{data.get('status')}: {_cell(str(data.get('summary', '')), 100)}"))
     return out
+
+
+def _containment_words(data: Any) -> str:
+    """What the drill's containment rested on: the harness's own evidence, the agent's claims, or both."""
+    evidence = [str(x) for x in data.get("evidence") or ()]
+    claims = [str(x) for x in data.get("claims") or ()]
+    if evidence and not claims:
+        return f"containment confirmed on ground truth ({', '.join(evidence)})"
+    if claims and not evidence:
+        return f"containment as the agent reported it, not confirmed by the harness ({', '.join(claims)})"
+    if evidence and claims:
+        return f"containment confirmed on ground truth ({', '.join(evidence)}) and as reported by the agent ({', '.join(claims)})"
+    return "containment conditions held"
 
 
 def _checks(d: DrillRecord) -> tuple[list[str], list[str]]:
@@ -208,11 +237,17 @@ def _checks(d: DrillRecord) -> tuple[list[str], list[str]]:
     for inv in d.invariants:
         if inv.verdict == "passed":
             good.append(f"{inv.name}: {inv.message}")
-        else:
+        elif inv.verdict != "skipped":  # skipped is neither: see _not_checked
             bad.append(f"{inv.name} ({inv.verdict}): {inv.message}")
+    if not d.funds.known:
+        bad.append(f"Funds unknown: {d.funds.error}")
     if d.status != "passed" and d.failure_message and not bad:
         bad.append(_failure_words(d))
     return good, bad
+
+
+def _not_checked(d: DrillRecord) -> list[str]:
+    return [f"{inv.name}: {inv.message}" for inv in d.invariants if inv.verdict == "skipped"]
 
 
 def _stage_failed(d: DrillRecord, label: str) -> bool:
@@ -249,7 +284,12 @@ def render_postmortem(d: DrillRecord) -> str:
     good, bad = _checks(d)
     grave = [i for i in d.incidents if severity_rank(i.severity) <= 2]
     ids = ", ".join(i.incident_id for i in grave) or "no SEV-1/SEV-2 incident was raised by the agent"
-    complete = "complete" if d.postmortem_complete else "incomplete: an incident was not resolved"
+    if not d.recovery_asserted:
+        complete = "completion not observed: the drill did not wait for recovery"
+    else:
+        complete = "complete" if d.postmortem_complete else "incomplete: an incident was not resolved"
+    skipped = _not_checked(d)
+    not_checked = f" Not checked in this drill: {'; '.join(skipped)}." if skipped else ""
     lines = [
         f"### Post-mortem (draft): {d.scenario}",
         "",
@@ -273,7 +313,7 @@ def render_postmortem(d: DrillRecord) -> str:
         "",
         "#### Impact",
         "",
-        _impact(d) + f"; gas spent {fmt_eth(d.funds.gas_wei)}.",
+        _impact(d) + f"; gas spent {_amount(d.funds.gas_wei)}." + not_checked,
         "",
         "#### What Went Well",
         "",
@@ -339,6 +379,13 @@ def _verdict(value: float | None, budget: float | None, failed_here: bool) -> st
     return "✅ within budget" if budget is not None else "—"
 
 
+def _policy_cell(d: DrillRecord, value: float | None, target: float) -> str:
+    """The policy target, judged only when the agent ran real time; a compressed run says so."""
+    if not d.real_time:
+        return f"< {fmt_seconds(target)}: {not_evaluated([d.agent_profile])}"
+    return f"< {fmt_seconds(target)}: " + ("—" if value is None else ("✅ met" if value < target else "❌ missed"))
+
+
 def _drill_section(run: RunRecord, d: DrillRecord, files: dict[str, list[str]]) -> list[str]:
     s = slug(d.name)
     lines = [
@@ -357,11 +404,11 @@ def _drill_section(run: RunRecord, d: DrillRecord, files: dict[str, list[str]]) 
         "",
         *_table(["Measure", "Measured", "Drill budget", "Verdict", "Policy target"], [
             ("Time to detect (MTTD)", fmt_seconds(d.mttd_s), fmt_seconds(d.budgets.detect_s),
-             _verdict(d.mttd_s, d.budgets.detect_s, d.failure_category == "missed_detection"), f"< {fmt_seconds(d.policy.mttd_s)}"),
+             _verdict(d.mttd_s, d.budgets.detect_s, d.failure_category == "missed_detection"), _policy_cell(d, d.mttd_s, d.policy.mttd_s)),
             ("Time to contain", fmt_seconds(d.contain_s), fmt_seconds(d.budgets.contain_s),
              _verdict(d.contain_s, d.budgets.contain_s, d.failure_category == "late_containment"), "—"),
             ("Time to recover (MTTR)", fmt_seconds(d.mttr_s), fmt_seconds(d.budgets.recover_s),
-             _verdict(d.mttr_s, d.budgets.recover_s, d.failure_category == "no_recovery"), f"< {fmt_seconds(d.policy.mttr_s)}"),
+             _verdict(d.mttr_s, d.budgets.recover_s, d.failure_category == "no_recovery"), _policy_cell(d, d.mttr_s, d.policy.mttr_s)),
         ]),
         "",
     ]
@@ -379,12 +426,15 @@ def _drill_section(run: RunRecord, d: DrillRecord, files: dict[str, list[str]]) 
     lines += [f"- Restarts: {d.restarts}; duplicate events: {d.alert_duplicates}; malformed events: {d.contract_violations}", ""]
     if d.invariants:
         lines += ["#### Invariants", "", *_table(["Invariant", "Verdict", "Detail"],
-                                                 [(i.name, i.verdict, i.message) for i in d.invariants]), ""]
+                                                 [(i.name, VERDICT_MARK.get(i.verdict, i.verdict), i.message)
+                                                  for i in d.invariants]), ""]
     f, e = d.funds, d.escrows
+    money = (f"At risk {fmt_eth(f.at_risk_wei)}, lost {_amount(f.lost_wei)} (to the attacker {_amount(f.attacker_wei)}), "
+             f"swept {_amount(f.swept_wei)}, gas {_amount(f.gas_wei)}." if f.known else
+             f"At risk {fmt_eth(f.at_risk_wei)}; **funds unknown**: {f.error} (what was lost, swept and spent on gas was not read).")
     lines += [
         "#### Funds and escrows", "",
-        f"At risk {fmt_eth(f.at_risk_wei)}, lost {fmt_eth(f.lost_wei)} (to the attacker {fmt_eth(f.attacker_wei)}), "
-        f"swept {fmt_eth(f.swept_wei)}, gas {fmt_eth(f.gas_wei)}. Escrows: {e.opened} opened, {e.proven} proven, "
+        f"{money} Escrows: {e.opened} opened, {e.proven} proven, "
         f"{e.expired} expired, {e.missed_deadlines} deadline(s) missed, {e.reassigned} reassigned.",
         "",
     ]
@@ -419,8 +469,19 @@ def render_readme(run: RunRecord, files: dict[str, list[str]] | None = None) -> 
     mttd_target = policy.mttd_s if policy else 300.0
     mttr_target = policy.mttr_s if policy else 1800.0
 
+    compressed = [d.agent_profile for d in run.drills if not d.real_time]
+
     def meets(value: float | None, target: float) -> str:
+        if compressed:  # minutes-scale targets say nothing about an agent whose intervals were shortened
+            return not_evaluated(compressed)
         return "—" if value is None else ("✅ met" if value < target else "❌ missed")
+
+    unobserved = f"{pm.not_observed} not observed (drill ended before recovery)" if pm.not_observed else ""
+    if pm.required:
+        pm_value = f"{pm.complete} of {pm.required} ({pm.ratio:.0%})" + (f"; {unobserved}" if unobserved else "")
+        pm_mark = "✅" if pm.ratio == 1 else "❌"
+    else:
+        pm_value, pm_mark = unobserved or "none required", "—"
 
     lines = [
         f"# Drill run {run.run_id}",
@@ -432,6 +493,7 @@ def render_readme(run: RunRecord, files: dict[str, list[str]] | None = None) -> 
             ("Chain", run.chain_backend or "—"),
             ("Agent command", f"`{' '.join(run.agent_command)}`" if run.agent_command else "—"),
             ("Budget scale", f"{run.budget_scale:g}"),
+            ("Agent profile", ", ".join(f"`{p}`" for p in sorted({d.agent_profile or "not recorded" for d in run.drills})) or "—"),
             ("Regression gate", f"{run.gate.mode}" + (f" (factor {run.gate.factor:g}, at least {run.gate.min_history} past runs)"
                                                      if run.gate.mode != "off" else "")),
             ("Versions", ", ".join(f"{k} {v}" for k, v in sorted(run.versions.items())) or "—"),
@@ -444,8 +506,7 @@ def render_readme(run: RunRecord, files: dict[str, list[str]] | None = None) -> 
             ("Mean time to recover (MTTR)", fmt_seconds(m.mean_mttr_s), f"< {fmt_seconds(mttr_target)}", meets(m.mean_mttr_s, mttr_target)),
             ("Incidents by severity", ", ".join(f"{k}: {v}" for k, v in sev.items()), "—", ""),
             ("Repeat incidents (same kind again in one drill)", str(m.repeat_incidents), "—", ""),
-            ("Post-mortems complete (SEV-1/SEV-2)", f"{pm.complete} of {pm.required}" + (f" ({pm.ratio:.0%})" if pm.ratio is not None else ""),
-             "all", "—" if pm.ratio is None else ("✅" if pm.ratio == 1 else "❌")),
+            ("Post-mortems complete (SEV-1/SEV-2 drills that waited for recovery)", pm_value, "all", pm_mark),
         ]),
         "",
         "## Drills",

@@ -23,7 +23,7 @@ from typing import Any
 from harness.errors import HarnessError
 
 __all__ = [
-    "SCHEMA_VERSION", "STATUSES", "CATEGORIES", "SEVERITIES", "VERDICTS", "PHASE_OUTCOMES",
+    "SCHEMA_VERSION", "REAL_TIME_PROFILE", "STATUSES", "CATEGORIES", "SEVERITIES", "VERDICTS", "PHASE_OUTCOMES",
     "RecordError", "FaultRecord", "ExpectedIncident", "Budgets", "Policy", "IncidentEvent", "Incident",
     "InvariantRecord", "Funds", "Escrows", "Phase", "TimelineEntry", "Regression", "DrillRecord",
     "PostmortemCompletion", "RunMetrics", "GateSettings", "RunRecord", "load_schema", "validate_summary",
@@ -38,7 +38,11 @@ CATEGORIES = (
     "failed", "not_steady", "aborted", "harness_error",
 )
 SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
-VERDICTS = ("passed", "failed", "unknown")
+#: an invariant's verdict: skipped = not checkable in this drill (the message says why); unknown = the check
+#: was attempted and could not be judged (it fails the drill)
+VERDICTS = ("passed", "failed", "skipped", "unknown")
+#: the AGENT_PROFILE under which the agent ran its real intervals; only then are policy targets evaluated
+REAL_TIME_PROFILE = "production"
 PHASE_OUTCOMES = ("passed", "failed", "error", "skipped")
 GATE_MODES = ("off", "regression")
 
@@ -223,21 +227,35 @@ class InvariantRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class Funds:
-    """Wei: exposed at injection, lost (stolen or burnt beyond gas), swept to cold, taken by attackers, gas paid."""
+    """Wei: exposed at injection, lost (stolen or burnt beyond gas), swept to cold, taken by attackers, gas paid.
+
+    ``error`` says why the funds are unknown (the engine's read failed); the amounts other than
+    ``at_risk_wei`` are then None, never zero: an unread loss is not "0 ETH lost".
+    """
 
     at_risk_wei: int = 0
-    lost_wei: int = 0
-    swept_wei: int = 0
-    attacker_wei: int = 0
-    gas_wei: int = 0
+    lost_wei: int | None = 0
+    swept_wei: int | None = 0
+    attacker_wei: int | None = 0
+    gas_wei: int | None = 0
+    error: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.error is None
 
     def to_json(self) -> dict[str, Any]:
         return {"at_risk_wei": self.at_risk_wei, "lost_wei": self.lost_wei, "swept_wei": self.swept_wei,
-                "attacker_wei": self.attacker_wei, "gas_wei": self.gas_wei}
+                "attacker_wei": self.attacker_wei, "gas_wei": self.gas_wei, "error": self.error}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Funds":
-        return cls(**{k: int(d.get(k, 0)) for k in ("at_risk_wei", "lost_wei", "swept_wei", "attacker_wei", "gas_wei")})
+        def amount(key: str) -> int | None:
+            value = d.get(key, 0)
+            return None if value is None else int(value)
+
+        return cls(at_risk_wei=int(d.get("at_risk_wei", 0)), lost_wei=amount("lost_wei"), swept_wei=amount("swept_wei"),
+                   attacker_wei=amount("attacker_wei"), gas_wei=amount("gas_wei"), error=d.get("error"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -359,6 +377,7 @@ class DrillRecord:
     contract_violations: int = 0
     rerun: str = ""  # the command that re-runs just this drill
     regression: Regression | None = None
+    agent_profile: str | None = None  # AGENT_PROFILE the agent ran with; None: not recorded
 
     def __post_init__(self) -> None:
         if not self.scenario:
@@ -382,8 +401,25 @@ class DrillRecord:
         return severity_rank(self.severity) <= 2
 
     @property
+    def real_time(self) -> bool:
+        """The agent ran its production intervals, so the policy's minute-scale targets can be judged."""
+        return self.agent_profile == REAL_TIME_PROFILE
+
+    @property
+    def recovery_asserted(self) -> bool:
+        """The drill waited for recovery: it recorded ``drill.recovered``, or failed waiting for it.
+
+        Only then does an unresolved incident say something about the agent; a drill that ends
+        before recovery by design (or stopped earlier) did not observe the end of its incident.
+        """
+        return self.failure_category == "no_recovery" or any(e.kind == "drill.recovered" for e in self.timeline)
+
+    @property
     def postmortem_complete(self) -> bool:
-        """Every SEV-1/SEV-2 incident reached ``resolved``, so the draft has an end to its timeline."""
+        """Every SEV-1/SEV-2 incident reached ``resolved``, so the draft has an end to its timeline.
+
+        Meaningful only where ``recovery_asserted``; elsewhere completion was not observed.
+        """
         grave = [i for i in self.incidents if severity_rank(i.severity) <= 2]
         return bool(grave) and all(i.resolved for i in grave)
 
@@ -409,6 +445,7 @@ class DrillRecord:
             "agent_log": self.agent_log, "restarts": self.restarts, "alert_duplicates": self.alert_duplicates,
             "contract_violations": self.contract_violations, "rerun": self.rerun,
             "regression": self.regression.to_json() if self.regression else None,
+            "agent_profile": self.agent_profile,
         }
 
     @classmethod
@@ -434,6 +471,7 @@ class DrillRecord:
             agent_log=d.get("agent_log"), restarts=int(d.get("restarts", 0)),
             alert_duplicates=int(d.get("alert_duplicates", 0)), contract_violations=int(d.get("contract_violations", 0)),
             rerun=d.get("rerun", ""), regression=Regression.from_json(reg) if reg else None,
+            agent_profile=d.get("agent_profile"),
         )
 
 
@@ -444,21 +482,25 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 @dataclass(frozen=True, kw_only=True)
 class PostmortemCompletion:
-    """SEV-1/SEV-2 drills (``required``) and how many of them have a complete post-mortem draft."""
+    """SEV-1/SEV-2 drills that asserted recovery (``required``), how many of them have a complete
+    post-mortem draft, and how many SEV-1/SEV-2 drills ended before recovery (``not_observed``:
+    their completion was not observed, so it counts neither for nor against the ratio)."""
 
     required: int = 0
     complete: int = 0
+    not_observed: int = 0
 
     @property
     def ratio(self) -> float | None:
         return round(self.complete / self.required, 6) if self.required else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"required": self.required, "complete": self.complete, "ratio": self.ratio}
+        return {"required": self.required, "complete": self.complete, "ratio": self.ratio, "not_observed": self.not_observed}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "PostmortemCompletion":
-        return cls(required=int(d.get("required", 0)), complete=int(d.get("complete", 0)))
+        return cls(required=int(d.get("required", 0)), complete=int(d.get("complete", 0)),
+                   not_observed=int(d.get("not_observed", 0)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -487,12 +529,14 @@ class RunMetrics:
                 if inc.kind in seen:
                     repeats += 1
                 seen.add(inc.kind)
-        grave = [d for d in drills if d.needs_postmortem]
+        grave = [d for d in drills if d.needs_postmortem and d.recovery_asserted]
+        unobserved = sum(1 for d in drills if d.needs_postmortem and not d.recovery_asserted)
         return cls(
             drills=len(drills), **{s: sum(d.status == s for d in drills) for s in STATUSES},
             mean_mttd_s=_mean(d.mttd_s for d in drills), mean_mttr_s=_mean(d.mttr_s for d in drills),
             incidents_by_severity=by_sev, repeat_incidents=repeats,
-            postmortems=PostmortemCompletion(required=len(grave), complete=sum(d.postmortem_complete for d in grave)),
+            postmortems=PostmortemCompletion(required=len(grave), complete=sum(d.postmortem_complete for d in grave),
+                                             not_observed=unobserved),
         )
 
     def to_json(self) -> dict[str, Any]:

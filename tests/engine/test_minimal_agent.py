@@ -62,7 +62,8 @@ def test_minimal_agent_passes_what_it_implements_and_fails_what_it_does_not(tmp_
 def test_failed_containment_names_the_missing_predicate(tmp_path: Path, chain_backend: str) -> None:
     proc, results = run_drills(tmp_path, chain_backend, "moves_traffic_to_backup")
     assert (
-        "ContainmentFailed: no failover to backup-1 within 4.0 s (rpc-backup-1 received 0 bytes since injection"
+        "ContainmentFailed: no failover to backup-1 within 4.0 s "
+        "(0 eth_sendRawTransaction call(s) through rpc-backup-1 since injection (need 1)"
     ) in proc.stdout, proc.stdout
     (res,) = results
     assert res["category"] == "late_containment"

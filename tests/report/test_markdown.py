@@ -51,14 +51,17 @@ def test_the_postmortem_follows_the_template_and_turns_failed_checks_into_action
     assert any(i.startswith("Contain sooner: no sweep to the cold wallet within 10.0 s") for i in items), items
     assert any(i.startswith("Fix: deadlines missed within allowance: 1 missed") for i in items), items
     assert "fault injected (key_leak)" in text and "Injected by the drill: `key_leak` (drain_every=0.5)" in text
-    assert "draft incomplete: an incident was not resolved" in text
+    # the drill stopped at containment: it never waited for the incident to be resolved
+    assert "draft completion not observed: the drill did not wait for recovery" in text
+    assert "draft incomplete" not in text
 
 
 def test_the_readme_shows_metrics_drills_and_by_how_much_a_budget_was_missed() -> None:
     slow = rpc_down(mttd=7.25)  # detected, but 2.25 s after the 5 s budget
     text = _readme(wallet_compromise(late=True), rpc_down(missed=True), slow)
     assert "## Incident metrics" in text and "| Mean time to detect (MTTD) |" in text and "< 5 min" in text
-    assert "| Post-mortems complete (SEV-1/SEV-2) | 0 of 1 (0%) |" in text
+    # the only SEV-1 drill stopped before recovery: its completion was not observed, not missed
+    assert "| Post-mortems complete (SEV-1/SEV-2 drills that waited for recovery) | 1 not observed (drill ended before recovery) | all | — |" in text
     rows = [line for line in text.splitlines() if line.startswith("| [test_")]
     assert len(rows) == 3
     assert "❌ failed" in rows[0] and "none / 10.0 s" in rows[0] and "The damage was not contained in time" in rows[0]

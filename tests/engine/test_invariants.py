@@ -1,0 +1,210 @@
+"""Failures that must fail and checks that must say what they did not check, on a real chain.
+
+No agent process: the test holds the drill's hot key and the drill is driven phase by phase. Each
+test breaks one expectation (a checker that cannot judge, a reconciliation that cannot be made, a
+funds read that fails, a compressed profile) and reads the verdict and the words the drill records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import accounts
+from harness.checks import invariants as inv
+from harness.checks.budgets import Budget
+from harness.contracts import send_tx
+from harness.drill.api import Drill
+from harness.drill.context import DrillContext
+from harness.drill.world import _reset_chain
+from harness.errors import ContainmentFailed, InvariantBroken
+from harness.faults.base import Fault
+from harness.observe.chainwatch import ChainWatcher
+from harness.observe.timeline import Timeline
+from harness.report.adapter import record_from_result
+from harness.report.markdown import render_postmortem, render_readme
+from harness.report.model import RunRecord, validate_summary
+
+
+class Marker(Fault):
+    """A fault that does nothing: it only sets t0."""
+
+    name = "marker"
+
+    def _inject(self) -> None:
+        pass
+
+    def _heal(self) -> None:
+        pass
+
+
+@pytest.fixture
+def ctx(drill_chain: Any, tmp_path: Path) -> Iterator[DrillContext]:
+    _reset_chain(drill_chain)
+    chain, dep = drill_chain.chain, drill_chain.deployment
+    owner, counterparty = chain.accounts[0], chain.accounts[1]
+    hot = accounts.new_key()
+    send_tx(chain.w3, counterparty, {"to": hot.address, "value": 5 * 10**18, "gas": 21_000})
+    c = DrillContext(
+        timeline=Timeline(), chain=chain, deployment=dep, hot_wallet=hot, cold_wallet=accounts.new_key().address,
+        owner=owner, counterparty=counterparty, run_dir=tmp_path, state_dir=tmp_path, key_file=tmp_path / "k",
+        contracts_file=tmp_path / "c", control_url="http://127.0.0.1:9", operator_token="t",
+    )
+    c.agent_addresses.add(hot.address)
+    c.secrets.append(hot.key)
+    c.watcher = ChainWatcher(chain, dep, c.timeline, agent_addresses=lambda: set(c.agent_addresses),
+                             watched_addresses=lambda: {c.cold_wallet, *c.attacker_addresses}, interval=0.05)
+    c.watcher.start()
+    c.cleanup.callback(c.watcher.stop)
+    with c.cleanup:
+        yield c
+    with contextlib.suppress(Exception):
+        chain.set_automine(True)
+
+
+def drill_for(ctx: DrillContext, monkeypatch: pytest.MonkeyPatch) -> Drill:
+    """A drill past its injection whose monitoring probe is answered (no agent here to answer it)."""
+    d = Drill(ctx, name="scenarios/test_x.py::test_x", scenario="test_x", budget=Budget())
+    d.inject(Marker())
+    monkeypatch.delitem(inv.INVARIANTS, "monitoring_alive")  # judged by its own tests, with an agent
+    monkeypatch.setattr(d, "probe_monitoring", lambda timeout=5.0: True)
+    return d
+
+
+def _verdicts(results: Any) -> dict[str, str]:
+    return {r["name"] if isinstance(r, dict) else r.name: r["verdict"] if isinstance(r, dict) else r.verdict for r in results}
+
+
+# -- 1. unknown fails the drill -------------------------------------------------------------------------
+def test_an_invariant_that_could_not_be_checked_fails_the_drill_with_the_checkers_error(
+        ctx: DrillContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    def lost_track(c: DrillContext, run: inv.RunInfo) -> inv.InvariantResult:
+        raise RuntimeError("the watcher lost block 12")
+
+    monkeypatch.setitem(inv.INVARIANTS, "escrow_ledger", lost_track)
+    d = drill_for(ctx, monkeypatch)
+    with pytest.raises(InvariantBroken) as err:
+        d.verify()
+    assert str(err.value) == ("escrow_ledger could not be checked (unknown): "
+                              "checker crashed: RuntimeError('the watcher lost block 12')")
+    (verified,) = ctx.timeline.events("drill.verified")
+    assert verified.data["verdict"] == "unknown" and verified.data["unknown"] == ["escrow_ledger"]
+    result = d.result(err.value)
+    assert (result.status, result.category) == ("failed", "invariant_broken")
+    assert "escrow_ledger could not be checked (unknown)" in (result.message or "")
+    assert _verdicts(result.invariants)["escrow_ledger"] == "unknown"  # recorded as unknown, not as failed
+    assert record_from_result(result).phases[-1].outcome == "failed"
+
+
+def test_the_invariants_of_a_clean_drill_pass_verify(ctx: DrillContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = drill_for(ctx, monkeypatch)
+    results = d.verify()
+    assert {r.verdict for r in results} == {inv.PASSED}, results
+
+
+# -- 2. a skipped check says skipped ---------------------------------------------------------------------
+def test_balance_reconciliation_after_a_balance_fault_is_skipped_and_says_why(
+        ctx: DrillContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = drill_for(ctx, monkeypatch)
+    ctx.timeline.record("fault.inject", "fault:drain", family="balance")
+    ctx.chain.set_balance(ctx.hot_address, 10**15)  # what a balance fault does: no transaction to see
+    ctx.chain.mine(1)
+    ctx.watcher.poll_once()
+    results = d.verify()  # skipped does not fail the drill ...
+    by_name = {r.name: r for r in results}
+    rec = by_name["balances reconcile with the recorded history"]
+    assert rec.verdict == inv.SKIPPED  # ... and is not a pass either
+    assert rec.message == ("balance reconciliation skipped: a balance fault changes balances or blocks "
+                           "outside any transaction the watcher sees")
+    assert by_name["funds accounted for"].verdict == inv.PASSED  # the part that was checked still is
+    assert ctx.timeline.events("drill.verified")[-1].data["verdict"] == "skipped"
+    record = record_from_result(d.result(None))
+    assert record.status == "passed"
+    assert [i.verdict for i in record.invariants if i.name.startswith("balances")] == ["skipped"]
+    validate_summary(RunRecord(run_id="r", started_at=record.started_at, ended_at=record.started_at + 1,
+                               drills=(record,)).to_json())
+    readme = render_readme(RunRecord(run_id="r", started_at=record.started_at, ended_at=record.started_at + 1, drills=(record,)))
+    assert "| balances reconcile with the recorded history | ⏭️ skipped | balance reconciliation skipped:" in readme
+
+
+def test_balance_reconciliation_after_a_reorg_is_skipped(ctx: DrillContext) -> None:
+    ctx.timeline.record("chain.reorg", "chainwatch", depth=2)
+    res = inv.balances_reconcile(ctx, inv.RunInfo(t_start=0, t0=None))
+    assert res.verdict == inv.SKIPPED and res.message == "balance reconciliation skipped: 1 reorg(s) rewrote the recorded history"
+
+
+def test_a_balance_the_history_cannot_explain_fails_reconciliation(ctx: DrillContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = drill_for(ctx, monkeypatch)
+    ctx.chain.set_balance(ctx.hot_address, 10**15)  # no fault says so: the history must explain it, and cannot
+    ctx.chain.mine(1)  # balances are read at the head
+    ctx.watcher.poll_once()
+    with pytest.raises(InvariantBroken) as err:
+        d.verify()
+    assert str(err.value).startswith(f"balances reconcile with the recorded history: {ctx.hot_address} holds 0.001 ETH "
+                                     "but its recorded history says 5 ETH"), str(err.value)
+
+
+def test_verdicts_compose_worst_last() -> None:
+    assert inv.worst([inv.PASSED, inv.SKIPPED]) == inv.SKIPPED
+    assert inv.worst([inv.SKIPPED, inv.UNKNOWN]) == inv.UNKNOWN
+    assert inv.worst([inv.UNKNOWN, inv.FAILED, inv.SKIPPED]) == inv.FAILED
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        inv.InvariantResult("x", "green", "")
+
+
+# -- 3. a failed funds read fails the drill ----------------------------------------------------------------
+def test_a_failed_funds_read_makes_a_passing_drill_a_harness_error_with_funds_unknown(
+        ctx: DrillContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = drill_for(ctx, monkeypatch)
+    d.verify()
+
+    def broken(c: DrillContext) -> inv.Money:
+        raise RuntimeError(f"watcher state torn {c.hot_wallet.key}")
+
+    monkeypatch.setattr(inv, "money", broken)
+    result = d.result(None)
+    assert (result.status, result.category) == ("error", "harness_error")
+    assert result.message is not None and result.message.startswith("funds unknown: the funds read failed: RuntimeError: watcher state torn")
+    assert ctx.hot_wallet.key[2:].lower() not in result.message.lower()
+    assert set(result.funds) == {"at_risk_wei"} and result.funds_error and result.gas_spent_wei is None  # unknown, not 0
+    record = record_from_result(result)
+    assert not record.funds.known and record.funds.lost_wei is None
+    text = render_postmortem(record.with_(incidents=()))
+    assert "funds unknown (the funds read failed: RuntimeError" in text and "0 ETH lost" not in text
+    validate_summary(RunRecord(run_id="r", started_at=record.started_at, ended_at=record.started_at + 1,
+                               drills=(record,)).to_json())
+
+
+def test_a_failed_funds_read_keeps_an_earlier_failure_and_adds_to_its_message(
+        ctx: DrillContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = drill_for(ctx, monkeypatch)
+    monkeypatch.setattr(inv, "money", lambda c: (_ for _ in ()).throw(RuntimeError("gone")))
+    result = d.result(ContainmentFailed("no sweep to the cold wallet within 1.0 s"))
+    assert (result.status, result.category) == ("failed", "late_containment")
+    assert result.message == "no sweep to the cold wallet within 1.0 s; funds unknown: the funds read failed: RuntimeError: gone"
+
+
+# -- 4. policy targets are judged only in real time ------------------------------------------------------
+@pytest.mark.parametrize("profile, shown", [
+    ("drill", "not evaluated (compressed profile: `drill`)"),
+    ("production", "✅ met"),
+])
+def test_the_agent_profile_is_recorded_and_decides_whether_policy_targets_are_evaluated(
+        ctx: DrillContext, monkeypatch: pytest.MonkeyPatch, profile: str, shown: str) -> None:
+    ctx.agent_env["AGENT_PROFILE"] = profile
+    d = drill_for(ctx, monkeypatch)
+    ctx.timeline.record("alert", "alert-sink", incident_id="INC-1", kind="rpc_failure", severity="SEV-3",
+                        status="detected", summary="s", actions=[], details={})
+    d.incident = "rpc_failure"
+    d.verify()
+    result = d.result(None)
+    assert result.agent_profile == profile and result.real_time is (profile == "production")
+    record = record_from_result(result)
+    readme = render_readme(RunRecord(run_id="r", started_at=record.started_at, ended_at=record.started_at + 1, drills=(record,)))
+    mttd_row = next(line for line in readme.splitlines() if line.startswith("| Mean time to detect (MTTD) |"))
+    assert mttd_row.endswith(f"| < 5 min | {shown} |"), mttd_row
+    assert f"| Agent profile | `{profile}` |" in readme
