@@ -3,6 +3,7 @@
     drill chain   serve a local chain with the drill contracts deployed (debug an agent against it)
     drill proxy   serve the Toxiproxy-compatible fault proxy standalone
     drill report  show and build reports of past runs
+    drill check   judge a stored run again from its recorded history
 
 Drills themselves run under pytest (``pytest -m drill``); this command is for everything around them.
 """
@@ -88,6 +89,38 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report_run(args)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Judge a stored run again: a table per check, exit 1 naming every disagreement."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from harness.checks.history import check_run, load_run
+
+    run = check_run(load_run(args.run_dir), run_dir=str(args.run_dir))
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    table = Table(title=f"Run {run.run_id} judged again from its recorded history", show_lines=False)
+    for col in ("Drill", "Check", "Live", "Re-judged", "Agree?", "How"):
+        table.add_column(col, overflow="fold")
+    for d in run.drills:
+        for i, j in enumerate(d.judgements):
+            agree = {True: "[green]yes[/]", False: "[bold red]NO[/]", None: "[dim]taken as recorded[/]"}[j.agree]
+            table.add_row(escape(d.name.rsplit("::", 1)[-1]) if i == 0 else "", escape(j.check), j.live,
+                          escape(j.rejudged), agree, escape(j.detail))
+    console.print(table)
+    rejudged = sum(len(d.rejudged) for d in run.drills)
+    recorded = sum(len(d.as_recorded) for d in run.drills)
+    if not run.drills:
+        console.print(f"{args.run_dir}: the run holds no drill, nothing to judge.")
+    if run.ok:
+        console.print(f"All {rejudged} re-judged verdict(s) of {len(run.drills)} drill(s) agree with the live ones "
+                      f"({recorded} taken as recorded).")
+        return 0
+    for line in run.messages():
+        print(f"drill check: DISAGREES: {line}", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drill",
@@ -127,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allure", default=None, metavar="DIR", help="build the Allure HTML report from the results in DIR")
     p.add_argument("--last", type=int, default=5, help="runs per scenario to show, 1 or more (default 5)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("check", help="judge a stored run again from its recorded history",
+                       description="Re-derive each drill's verdicts (detection, containment, recovery, the "
+                       "invariants the timeline can recompute) from RUN_DIR/summary.json alone and compare them "
+                       "with the live verdicts. Exit 0: all agree; 1: one disagrees; 2: RUN_DIR is not a run.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, e.g. reports/<run-id>/ (holding summary.json)")
+    p.set_defaults(func=cmd_check)
     return parser
 
 

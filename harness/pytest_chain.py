@@ -28,7 +28,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--allow-remote", action="store_true", default=False,
-        help="allow RPC URLs and listen addresses off 127.0.0.0/8 (game days against staging)",
+        help="allow RPC URLs and listen addresses off 127.0.0.0/8 (TOXIPROXY_URL stays loopback-only)",
     )
 
 

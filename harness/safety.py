@@ -11,7 +11,7 @@ __all__ = ["check_loopback_host", "check_loopback_url", "check_listen_addr"]
 
 _HINT = (
     "agent-drills only talks to 127.0.0.0/8 so a drill can never touch a real network; "
-    "pass --allow-remote if you really mean a remote target (e.g. a game day against staging)"
+    "pass --allow-remote if you really mean a remote address (TOXIPROXY_URL stays loopback-only)"
 )
 
 

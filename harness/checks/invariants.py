@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness.drill.predicates import fmt_eth
 
+from harness.vocabulary import FAILED, PASSED, SKIPPED, UNKNOWN, VERDICTS
+
 if TYPE_CHECKING:
     from harness.drill.context import DrillContext
 
@@ -24,8 +26,6 @@ __all__ = [
     "PASSED", "FAILED", "UNKNOWN", "SKIPPED", "VERDICTS", "InvariantResult", "RunInfo", "Money", "INVARIANTS", "check_all", "worst", "money",
 ]
 
-PASSED, FAILED, UNKNOWN, SKIPPED = "passed", "failed", "unknown", "skipped"
-VERDICTS = (PASSED, SKIPPED, UNKNOWN, FAILED)
 #: worst last: a skipped check weakens a pass, an unknown one is worse (it fails the drill), failed is worst
 _ORDER = {PASSED: 0, SKIPPED: 1, UNKNOWN: 2, FAILED: 3}
 

@@ -294,13 +294,47 @@ class Drill:
         now = clock.now()
         self.contained_t = contained_at(t0, now, [s for _, s in last])
         took = round(self.contained_t - t0, 3)
+        respond = self._first_response(t0, [s for _, s in last], [p for p, _ in last])
         self._phase("drill.contained", time_to_contain=took, seen_at=round(now - t0, 3),
+                    time_to_respond=None if respond is None else round(respond[0] - t0, 3),
+                    respond_action=None if respond is None else respond[1],
                     predicates=[p.name for p in predicates],
                     evidence=[p.name for p in predicates if getattr(p, "evidence", False)],
                     claims=[p.name for p in predicates if not getattr(p, "evidence", False)],
                     within=round(within, 3))
         self._note_claim_ahead("contained", self.contained_t, "containment")
         return took
+
+    def _first_response(self, t0: float, seen: list[Seen], predicates: list[Predicate]) -> tuple[float, str] | None:
+        """The first containment action the harness itself saw since t0, and what it was.
+
+        Candidates: a transaction of the agent that is not routine proving (a sweep, a revocation,
+        a self-send cancelling a nonce, a transfer), a replacement of a stuck transaction, and the
+        dated evidence of an action predicate (a send through a backup, a refused request). None
+        when the harness saw no action (a drill contained by silence alone has no response to date).
+        """
+        found: list[tuple[float, str]] = []
+        w = self.ctx.watcher
+        if w is not None:
+            escrow = self.ctx.deployment.escrow.lower()
+            attackers = {a.lower() for a in self.ctx.attacker_addresses}
+            agents = set(self.ctx.agent_addresses)
+            by_hash = {t.hash.lower(): t for t in w.agent_txs(t0)}
+            for send in w.sends(t0):
+                if send.sender not in agents or send.hash in self.ctx.harness_txs or send.to in attackers:
+                    continue
+                tx = by_hash.get(send.hash)
+                if send.to == escrow and (tx is None or tx.method == "submitProof"):
+                    continue  # routine work (or not yet mined, so not known to be anything else)
+                what = tx.method if tx is not None and tx.method else ("transfer" if send.to else "contract creation")
+                found.append((send.t, f"agent transaction ({what}) {send.hash[:10]}…"))
+            for rep in w.replacements:
+                if rep.t >= t0 and rep.new_hash.lower() not in self.ctx.harness_txs:
+                    found.append((rep.t, f"replacement of nonce {rep.nonce}"))
+        for p, s in zip(predicates, seen):
+            if s.acted is not None:
+                found.append((s.acted, p.name))
+        return min(found) if found else None
 
     def _claim_t(self, status: str) -> float | None:
         """Arrival time of the first alert of the drill's incident with ``status`` (the agent's claim)."""

@@ -104,13 +104,21 @@ class attacker_blocked(Predicate):
         self.failure = f"the attacker's source ({attack.source}) was not blocked"
 
     def __call__(self, probe: Probe) -> Seen:
-        answers = [e.data.get("status") for e in probe.ctx.timeline.events("auth.attempt") if e.t >= probe.since]
+        attempts = [e for e in probe.ctx.timeline.events("auth.attempt") if e.t >= probe.since]
+        answers = [e.data.get("status") for e in attempts]
         tail = answers[-self.last:]
         ok = len(tail) == self.last and all(a == 429 for a in tail)
         counts: dict[str, int] = {}
         for a in answers:
             counts[str(a)] = counts.get(str(a), 0) + 1
-        return Seen(ok, f"answers to {len(answers)} attempts: {counts or 'none yet'}; last {tail}")
+        # dated to the first refusal of the final run of refusals (when the source was blocked)
+        first = None
+        if ok:
+            for e in reversed(attempts):
+                if e.data.get("status") != 429:
+                    break
+                first = e.t
+        return Seen(ok, f"answers to {len(answers)} attempts: {counts or 'none yet'}; last {tail}", since=first, acted=first)
 
 
 class reorged_proofs_redone(Predicate):

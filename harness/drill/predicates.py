@@ -98,6 +98,9 @@ class Seen:
     # Harness clock time at which the evidence that makes the predicate hold began (the start of the
     # quiet window that proved it, ...); None means "now". The engine dates containment at the latest.
     since: float | None = None
+    # Harness clock time of the agent's first action this result rests on (a send through a backup,
+    # a refused request); the engine records the earliest as the time to respond. None: no action.
+    acted: float | None = None
 
 
 def latest_since(*seen: Seen) -> float | None:
@@ -112,6 +115,7 @@ class Predicate:
 
     name = "predicate"
     failure = "predicate did not hold"
+
     # True when judged on what the harness observes (chain, proxy counters, supervisor, control-API
     # answers to the harness); False when it rests on the agent's own claim (/health, alerts).
     # A containment check needs at least one evidence predicate. False by default: a new predicate
@@ -287,6 +291,7 @@ class sends_on(Predicate):
     def __init__(self, endpoint: str = "backup-1", *, count: int = 1) -> None:
         self.endpoint = endpoint
         self.count = count
+        self._first_seen: float | None = None
         self.name = f"transactions sent through {endpoint}"
         self.failure = f"no transaction sent through {endpoint}"
 
@@ -301,7 +306,11 @@ class sends_on(Predicate):
         if now is None:
             return Seen(False, "the proxy's counters cannot be read")
         sent = now.sends(name) - probe.proxy_at_since.sends(name)
-        return Seen(sent >= self.count, f"{sent:.0f} eth_sendRawTransaction call(s) through {name} since injection (need {self.count})")
+        ok = sent >= self.count
+        if ok and self._first_seen is None:
+            self._first_seen = clock.now()  # the counters are read at each poll: dated to the first poll that saw it
+        return Seen(ok, f"{sent:.0f} eth_sendRawTransaction call(s) through {name} since injection (need {self.count})",
+                    since=self._first_seen if ok else None, acted=self._first_seen if ok else None)
 
 
 class proofs_landing(Predicate):
@@ -315,9 +324,12 @@ class proofs_landing(Predicate):
         self.failure = f"fewer than {count} proof(s) landed"
 
     def __call__(self, probe: Probe) -> Seen:
-        proven = probe.watcher.proven(probe.since)
+        proven = sorted(probe.watcher.proven(probe.since), key=lambda e: e.proven_t or 0.0)
         expired = probe.watcher.expired(probe.since)
-        return Seen(len(proven) >= self.count, f"{len(proven)} proven, {len(expired)} expired since injection")
+        ok = len(proven) >= self.count
+        # dated to the proof that made the count
+        return Seen(ok, f"{len(proven)} proven, {len(expired)} expired since injection",
+                    since=proven[self.count - 1].proven_t if ok and self.count > 0 else None)
 
 
 class failed_over(Predicate):
@@ -333,7 +345,7 @@ class failed_over(Predicate):
 
     def __call__(self, probe: Probe) -> Seen:
         t, p = self._traffic(probe), self._proofs(probe)
-        return Seen(t.ok and p.ok, f"{t.seen}; {p.seen}", since=latest_since(t, p))
+        return Seen(t.ok and p.ok, f"{t.seen}; {p.seen}", since=latest_since(t, p), acted=t.acted)
 
 
 def _health(probe: Probe) -> dict[str, Any] | None:

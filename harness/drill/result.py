@@ -10,16 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.vocabulary import DRILL_STATUSES, ENGINE_CATEGORIES, REAL_TIME_PROFILE
+
 __all__ = ["STATUSES", "CATEGORIES", "REAL_TIME_PROFILE", "DrillResult"]
 
-STATUSES = ("passed", "failed", "aborted", "error")
-#: the AGENT_PROFILE value under which an agent runs its real intervals (the contract's default)
-REAL_TIME_PROFILE = "production"
+STATUSES = DRILL_STATUSES
 #: why a drill did not pass; None when it passed
-CATEGORIES = (
-    "missed_detection", "late_containment", "no_recovery", "invariant_broken", "failed",
-    "not_steady", "aborted", "harness_error",
-)
+CATEGORIES = ENGINE_CATEGORIES
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,7 +25,7 @@ from harness.chain.base import Chain
 from harness.checks.budgets import Budget
 from harness.contracts import Deployment, send_tx
 from harness.drill.context import DrillContext
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RemoteAddressError
 from harness.netutil import free_port
 from harness.observe.alerts import AlertSink
 from harness.observe.chainwatch import ChainWatcher
@@ -136,7 +136,11 @@ def _start_proxies(ctx: DrillContext, chain: Chain) -> None:
         return
     api_url = os.environ.get("TOXIPROXY_URL")
     if api_url:
-        check_loopback_url(api_url, what="TOXIPROXY_URL")
+        try:
+            check_loopback_url(api_url, what="TOXIPROXY_URL")
+        except RemoteAddressError as exc:
+            raise RemoteAddressError(f"TOXIPROXY_URL must be on loopback, even with --allow-remote: {api_url} "
+                                     "(start a local proxy with `drill proxy`, or unset TOXIPROXY_URL to use the embedded one)") from exc
         control = ProxyControl(api_url)
         ctx.cleanup.callback(_quiet(control.delete_all))  # a shared server: leave it empty
     else:

@@ -75,15 +75,22 @@ class NetworkFault(Fault):
         return self._toxicity
 
     def proxy_names(self) -> list[str]:
+        """The proxies the target names in this drill; an endpoint the world did not build is an error.
+
+        The target's form is checked when the fault is built, but which backups exist is known only
+        once it is bound to a drill (the standard world builds ``primary`` and ``backup-1``), so
+        ``Outage("backup-2")`` is refused here, at injection, before anything is changed.
+        """
         endpoints: Mapping[str, str] = self.ctx.endpoints
+        label = f"{type(self).__name__}({self._target!r})"
         if self._target == "all":
             if not endpoints:
-                raise UnknownScenarioError(f"{self.name}: the drill has no RPC endpoints to act on")
+                raise UnknownScenarioError(f"{label}: the drill has no RPC endpoints to act on")
             return list(endpoints.values())
         if self._target not in endpoints:
             known = ", ".join(sorted(endpoints)) or "none"
-            raise UnknownScenarioError(f"{self.name}: no RPC endpoint {self._target!r} in this drill "
-                                       f"(known: {known}, or 'all')")
+            raise UnknownScenarioError(f"{label}: no RPC endpoint {self._target!r} in this drill "
+                                       f"(known: {known}, or 'all'); target one of those")
         return [endpoints[self._target]]
 
     # -- what subclasses describe -------------------------------------------------------------

@@ -20,18 +20,12 @@ from aiohttp import web
 
 from harness.errors import EnvironmentProblem
 from harness.observe.timeline import Timeline
+from harness.vocabulary import INCIDENT_KINDS, INCIDENT_STATUSES, SEVERITIES
 
 __all__ = ["KINDS", "SEVERITIES", "STATUSES", "INCIDENT_ID_RE", "validate_event", "AlertSink", "severity_rank"]
 
-KINDS = frozenset(
-    {
-        "wallet_compromise", "stuck_transactions", "nonce_conflict", "process_crash", "crash_loop",
-        "tx_failure_rate", "balance_low", "auth_failures", "rpc_failure", "latency_degraded",
-        "chain_stalled", "reorg", "state_corruption", "manual",
-    }
-)
-SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
-STATUSES = frozenset({"detected", "investigating", "contained", "recovering", "resolved"})
+KINDS = INCIDENT_KINDS
+STATUSES = frozenset(INCIDENT_STATUSES)
 INCIDENT_ID_RE = re.compile(r"^INC-\d{4}-\d{2}-\d{2}-\d{3,}$")
 ALERT_PATH = "/alerts"
 

@@ -319,6 +319,7 @@ class ChainWatcher:
             "chain.tx", "chainwatch", hash=rec.hash, sender=rec.sender, nonce=rec.nonce, to=rec.to, value=rec.value,
             gas_used=rec.gas_used, effective_gas_price=rec.effective_gas_price, status=rec.status,
             selector=rec.selector, method=rec.method, block=block,
+            **({"escrow_id": rec.arg0} if rec.method == "submitProof" else {}),  # so a stored run can be judged again
         )
         if seen and rec.hash not in seen:
             self._note_replacement(key, seen, rec.hash, _fees(tx))

@@ -27,6 +27,16 @@ _PHASE_OF_CATEGORY = {
 _MISSED_RE = re.compile(r"^(\d+) missed")
 
 
+def _respond(timeline: Sequence[Mapping[str, Any]]) -> tuple[float | None, str | None]:
+    """The time to respond the engine recorded with containment (it reads, never re-derives)."""
+    ev = next((e for e in timeline if e.get("kind") == "drill.contained"), None)
+    if ev is None:
+        return None, None
+    data = ev.get("data") or {}
+    value = data.get("time_to_respond")
+    return (float(value) if value is not None else None), data.get("respond_action")
+
+
 def _clock_offset(timeline: Sequence[Mapping[str, Any]]) -> float:
     """wall - monotonic, from the timeline's own stamps (or from the clocks now when it is empty)."""
     for e in timeline:
@@ -234,4 +244,7 @@ def record_from_result(result: Any, *, agent_log: str | None = None, expected_se
         agent_log=agent_log, restarts=int(result.restarts or 0), alert_duplicates=int(result.alert_duplicates or 0),
         contract_violations=int(result.contract_violations or 0), rerun=result.rerun or "",
         agent_profile=getattr(result, "agent_profile", None),
+        respond_s=_respond(timeline)[0], respond_action=_respond(timeline)[1],
+        claims={str(k): float(v) for k, v in (extra.get("claims") or {}).items()},
+        findings=tuple(str(f.get("message", f.get("finding", ""))) for f in extra.get("findings") or ()),
     )

@@ -386,6 +386,21 @@ def _policy_cell(d: DrillRecord, value: float | None, target: float) -> str:
     return f"< {fmt_seconds(target)}: " + ("—" if value is None else ("✅ met" if value < target else "❌ missed"))
 
 
+def _times_lines(d: DrillRecord) -> list[str]:
+    """What the harness measured beside what the agent claimed, and the engine's findings."""
+    out = []
+    if d.respond_s is not None:
+        out.append(f"- **Responded:** {fmt_rel(d.respond_s, 't0')} ({_cell(d.respond_action, 120)}), seen by the harness")
+    elif d.t0 is not None:
+        out.append("- **Responded:** no containment action seen by the harness (a drill contained by silence has none)")
+    if d.claims:
+        shown = ", ".join(f"{status} {fmt_rel(rel, 't0')}" for status, rel in sorted(d.claims.items(), key=lambda kv: kv[1]))
+        out.append(f"- **The agent claimed:** {shown} (claims: recorded, never the measure)")
+    for f in d.findings:
+        out.append(f"- **Finding:** {_cell(f, 300)}")
+    return [*out, ""] if out else []
+
+
 def _drill_section(run: RunRecord, d: DrillRecord, files: dict[str, list[str]]) -> list[str]:
     s = slug(d.name)
     lines = [
@@ -412,6 +427,7 @@ def _drill_section(run: RunRecord, d: DrillRecord, files: dict[str, list[str]]) 
         ]),
         "",
     ]
+    lines += _times_lines(d)
     if d.regression is not None:
         lines += [f"- **History:** {d.regression.message}", ""]
     lines += ["#### What the agent did", ""]

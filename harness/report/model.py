@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.vocabulary import DRILL_STATUSES, REAL_TIME_PROFILE, REPORT_CATEGORIES, SEVERITIES, VERDICTS
 
 __all__ = [
     "SCHEMA_VERSION", "REAL_TIME_PROFILE", "STATUSES", "CATEGORIES", "SEVERITIES", "VERDICTS", "PHASE_OUTCOMES",
@@ -31,18 +32,9 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-STATUSES = ("passed", "failed", "aborted", "error")
+STATUSES = DRILL_STATUSES
 #: why a drill did not pass: the engine's categories plus "regression" (the history gate)
-CATEGORIES = (
-    "missed_detection", "late_containment", "no_recovery", "invariant_broken", "regression",
-    "failed", "not_steady", "aborted", "harness_error",
-)
-SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
-#: an invariant's verdict: skipped = not checkable in this drill (the message says why); unknown = the check
-#: was attempted and could not be judged (it fails the drill)
-VERDICTS = ("passed", "failed", "skipped", "unknown")
-#: the AGENT_PROFILE under which the agent ran its real intervals; only then are policy targets evaluated
-REAL_TIME_PROFILE = "production"
+CATEGORIES = REPORT_CATEGORIES
 PHASE_OUTCOMES = ("passed", "failed", "error", "skipped")
 GATE_MODES = ("off", "regression")
 
@@ -378,6 +370,13 @@ class DrillRecord:
     rerun: str = ""  # the command that re-runs just this drill
     regression: Regression | None = None
     agent_profile: str | None = None  # AGENT_PROFILE the agent ran with; None: not recorded
+    #: the first containment action the harness saw (seconds from t0); None: none seen or not measured
+    respond_s: float | None = None
+    respond_action: str | None = None
+    #: the agent's own account of its incident: status -> first arrival, seconds from t0
+    claims: Mapping[str, float] = field(default_factory=dict)
+    #: what the engine noted beside the verdict (a claim ahead of the evidence, ...)
+    findings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.scenario:
@@ -446,6 +445,8 @@ class DrillRecord:
             "contract_violations": self.contract_violations, "rerun": self.rerun,
             "regression": self.regression.to_json() if self.regression else None,
             "agent_profile": self.agent_profile,
+            "respond_s": self.respond_s, "respond_action": self.respond_action,
+            "claims": dict(self.claims), "findings": list(self.findings),
         }
 
     @classmethod
@@ -472,6 +473,9 @@ class DrillRecord:
             alert_duplicates=int(d.get("alert_duplicates", 0)), contract_violations=int(d.get("contract_violations", 0)),
             rerun=d.get("rerun", ""), regression=Regression.from_json(reg) if reg else None,
             agent_profile=d.get("agent_profile"),
+            respond_s=_opt_float(d.get("respond_s")), respond_action=d.get("respond_action"),
+            claims={str(k): float(v) for k, v in (d.get("claims") or {}).items()},
+            findings=tuple(str(f) for f in d.get("findings") or ()),
         )
 
 

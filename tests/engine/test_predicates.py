@@ -269,3 +269,58 @@ def test_a_claimed_pause_with_sends_on_chain_is_not_silence(ctx: DrillContext) -
     assert after.ok and after.since is not None and after.since > max(tx.t for tx in ctx.watcher.agent_txs(probe.since)), after
     ctx.health = SimpleNamespace(last={"status": "ok", "mode": "normal"})  # type: ignore[assignment]
     assert not silent_while("safe", quiet=0.3)(probe).ok
+
+
+def test_a_send_held_in_the_pool_of_a_stalled_chain_breaks_a_claimed_pause(ctx: DrillContext) -> None:
+    """No block is mined during a stall: silence must be read from the pool as well as the chain."""
+    from types import SimpleNamespace
+
+    from harness import clock
+    from harness.drill.predicates import Probe, silent_while
+
+    ctx.health = SimpleNamespace(last={"status": "degraded", "mode": "paused"})  # type: ignore[assignment]
+    probe = Probe(ctx=ctx, since=clock.now())
+    pred = silent_while("paused", quiet=0.3)
+    assert not pred(probe).ok
+    ctx.chain.set_automine(False)
+    base = ctx.chain.base_fee()
+    raw_send(ctx, {"to": ctx.cold_wallet, "value": 1, "nonce": ctx.chain.nonce(ctx.hot_address),
+                   "maxFeePerGas": 4 * base + GWEI, "maxPriorityFeePerGas": GWEI})
+    ctx.watcher.poll_once()
+    assert not ctx.watcher.agent_txs(probe.since)  # nothing mined
+    time.sleep(0.4)
+    held = pred(probe)
+    assert not held.ok and "1 sent while it claimed paused" in held.seen, held.seen
+
+
+def test_sends_through_an_endpoint_need_a_baseline(ctx: DrillContext) -> None:
+    from harness import clock
+    from harness.drill.predicates import Probe, ProxyCounts, sends_on, traffic_on
+
+    ctx.proxy_api_url = "http://127.0.0.1:9"  # a proxy whose counters cannot be read
+    ctx.endpoints["backup-1"] = "rpc-backup-1"
+    no_baseline = Probe(ctx=ctx, since=clock.now(), proxy_at_since=None)
+    for pred in (sends_on("backup-1"), traffic_on("backup-1")):
+        seen = pred(no_baseline)
+        assert not seen.ok and "no baseline" in seen.seen, seen.seen
+    with_baseline = Probe(ctx=ctx, since=clock.now(), proxy_at_since=ProxyCounts({}, {}))
+    seen = sends_on("backup-1")(with_baseline)
+    assert not seen.ok and "cannot be read" in seen.seen
+
+
+def test_backlog_at_least_counts_open_escrows_not_yet_due(ctx: DrillContext) -> None:
+    from harness import clock
+    from harness.drill.predicates import Probe, backlog_at_least
+
+    probe = Probe(ctx=ctx, since=clock.now())
+    assert not backlog_at_least(1)(probe).ok
+    escrow = ctx.deployment.escrow_contract(ctx.chain.w3)
+    cp = ctx.counterparty
+    deadline = ctx.chain.w3.eth.get_block("latest")["timestamp"] + 600
+    for _ in range(2):
+        send_tx(ctx.chain.w3, cp, escrow.functions.open(ctx.hot_address, deadline).build_transaction(
+            {"from": cp.address, "value": 10**15, "gas": 200_000}))
+    ctx.watcher.poll_once()
+    assert backlog_at_least(2)(probe).ok
+    short = backlog_at_least(3)(probe)
+    assert not short.ok and short.seen == "2 escrow(s) open and not yet due"

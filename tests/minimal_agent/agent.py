@@ -1,4 +1,4 @@
-"""A deliberately small agent, written only from AGENT_CONTRACT.md, to show that the harness can
+"""A deliberately small agent, written only from docs/contract.md, to show that the harness can
 drill an agent it knows nothing about.
 
 It proves the escrows assigned to it, serves /health and the operator API (bearer token), and

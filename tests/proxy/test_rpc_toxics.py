@@ -248,3 +248,32 @@ def test_gzip_and_chunked_responses(control: ProxyControl, node: tuple[str, RpcS
         batch = [{"jsonrpc": "2.0", "id": i, "method": "eth_blockNumber", "params": []} for i in range(3)]
         r = s.post(url, json=batch, headers=headers, timeout=T)
         assert [x["result"] for x in r.json()] == [hex(98)] * 3
+
+
+def test_calls_are_counted_per_method_with_and_without_toxics(control: ProxyControl, node: tuple[str, RpcServer]) -> None:
+    from harness.drill.predicates import proxy_counts
+
+    url, _ = node
+    before = proxy_counts(control.api_url)
+    assert before is not None
+    with requests.Session() as s:
+        call(s, url, "eth_chainId")
+        call(s, url, "eth_sendRawTransaction", ["0x00"])
+        batch = [{"jsonrpc": "2.0", "id": i, "method": m, "params": []} for i, m in enumerate(["eth_blockNumber", "eth_chainId"])]
+        requests.post(url, json=batch, timeout=T)
+        control.add_toxic("node", "rpc_error", attributes={"methods": ["eth_chainId"]})
+        call(s, url, "eth_chainId")  # answered by the toxic: still a call the client made
+        s.post(url, data=b"not json", headers={"Content-Type": "application/json"}, timeout=T)  # passes uncounted
+    after = proxy_counts(control.api_url)
+    assert after is not None
+    got = {m: after.calls.get(("node", m), 0) - before.calls.get(("node", m), 0)
+           for m in ("eth_chainId", "eth_sendRawTransaction", "eth_blockNumber")}
+    assert got == {"eth_chainId": 3, "eth_sendRawTransaction": 1, "eth_blockNumber": 1}
+    assert after.sends("node") - before.sends("node") == 1
+
+
+def test_counts_cannot_be_read_without_a_server() -> None:
+    from harness.drill.predicates import proxy_counts
+
+    assert proxy_counts(None) is None
+    assert proxy_counts("http://127.0.0.1:9") is None  # nothing listens on the discard port
