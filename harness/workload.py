@@ -75,6 +75,7 @@ class Workload:
         self._paused = threading.Event()
         self._stop = threading.Event()
         self._requests: queue.Queue[str] = queue.Queue()
+        self._batches: queue.Queue[tuple[int, ...]] = queue.Queue()
         self._open_ids: dict[int, int] = {}  # id -> deadline
         self._retired: set[str] = set()  # addresses the agent moved away from
         self._known_count = 0
@@ -107,6 +108,13 @@ class Workload:
     def paused(self) -> bool:
         return self._paused.is_set()
 
+    def open_batch(self, deadlines: tuple[int, ...]) -> None:
+        """Open one escrow per entry of ``deadlines`` (seconds past the chain's time) at once, in that
+        order (done in the thread, between two regular escrows): work of mixed urgency arriving together."""
+        if not deadlines or any(not isinstance(d, int) or isinstance(d, bool) or d < 2 for d in deadlines):
+            raise UsageError(f"open_batch needs whole numbers of seconds >= 2, got {deadlines!r}")
+        self._batches.put(tuple(deadlines))
+
     def retarget(self, new_address: str) -> None:
         """The agent announced ``new_address``: move open escrows there and fund it (done in the thread)."""
         self._requests.put(new_address)
@@ -118,6 +126,9 @@ class Workload:
             try:
                 while not self._requests.empty():
                     self._do_retarget(self._requests.get_nowait())
+                while not self._batches.empty():
+                    for seconds in self._batches.get_nowait():
+                        self._open_one(seconds, batch=True)
                 if not self._paused.is_set() and clock.now() >= next_open:
                     next_open = clock.now() + self.settings.interval
                     self._open_one()
@@ -158,13 +169,14 @@ class Workload:
     def _chain_time(self) -> int:
         return int(self.chain.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
 
-    def _open_one(self) -> None:
-        deadline = self._chain_time() + self.settings.deadline
+    def _open_one(self, seconds: int | None = None, *, batch: bool = False) -> None:
+        deadline = self._chain_time() + (self.settings.deadline if seconds is None else seconds)
         agent = self.agent_address
         data = self._escrow.functions.open(agent, deadline)._encode_transaction_data()
         tx_hash = self._send(self.counterparty, {"to": self.deployment.escrow, "data": data, "value": self.settings.amount, "gas": 200_000})
         self.opened += 1
-        self.timeline.record("workload.open", "workload", agent=agent, deadline=deadline, amount=self.settings.amount, tx=tx_hash)
+        extra = {"batch": True} if batch else {}
+        self.timeline.record("workload.open", "workload", agent=agent, deadline=deadline, amount=self.settings.amount, tx=tx_hash, **extra)
 
     def _expire_overdue(self) -> None:
         count = self._escrow.functions.escrowCount().call()

@@ -50,7 +50,8 @@ DEFAULT_AIMS: dict[str, tuple[str, ...]] = {
     "instant_resume": ("test_resume_after_halt_is_gradual",),
     "slow_detection": ("test_primary_rpc_down_detected_within_budget",),
     "no_state_rebuild": ("test_state_corrupted_rebuilds_from_chain_without_duplicate_proof",),
-    "claims_only": ("test_crash_loop_enters_safe_mode", "test_resume_after_halt_is_gradual"),
+    "claims_only": ("test_crash_loop_enters_safe_mode", "test_resume_after_halt_is_gradual",
+                    "test_balance_low_alerts_and_serves_urgent_proofs_first"),
 }
 
 #: defects that touch every drill (the key in every output, every detection slow): no unrelated

@@ -367,6 +367,14 @@ class Drill:
         if not ok:
             raise ContainmentFailed("; ".join(f"{p.failure} within {within:.1f} s ({s.seen})" for p, s in last if not s.ok))
 
+    def open_escrows(self, *deadlines: int) -> None:
+        """Have the counterparty open one escrow per deadline (seconds past the chain's time) at once,
+        besides the steady workload: work of mixed urgency arriving together."""
+        if self.ctx.workload is None:
+            raise UsageError("drill.open_escrows() needs the drill world's workload, and this drill has none")
+        self.ctx.workload.open_batch(tuple(deadlines))
+        self._phase("drill.open_escrows", deadlines=list(deadlines))
+
     def heal(self, fault: Fault | None = None) -> None:
         """Undo ``fault`` (default: the last one injected)."""
         if fault is None:

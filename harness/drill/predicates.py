@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Probe", "Seen", "Predicate", "latest_since", "fmt_eth", "proxy_traffic", "proxy_counts", "ProxyCounts", "sends_on",
-    "backlog_at_least",
+    "backlog_at_least", "one_proof_at_a_time",
     "swept_to_cold_wallet", "allowance_revoked", "new_address_announced", "key_retired", "no_outgoing_from",
     "traffic_on", "failed_over", "proofs_landing", "halted", "in_mode", "silent_while", "pending_queue_drained",
     "no_nonce_gap", "replaced_with_fee_bump", "reverts_at_most", "healthy", "restarted",
@@ -250,6 +250,19 @@ class key_retired(Predicate):
         return Seen(a.ok and q.ok, f"{a.seen}; {q.seen}", since=q.since)
 
 
+def _proxy_now(probe: Probe, endpoint: str, what: str) -> tuple[str, ProxyCounts, ProxyCounts] | Seen:
+    """(proxy name, counters at injection, counters now), or the failed result saying why not."""
+    ctx = probe.ctx
+    if not ctx.proxy_api_url:
+        return Seen(False, f"no fault proxy in this drill, so {what} cannot be measured")
+    if probe.proxy_at_since is None:
+        return Seen(False, "the proxy's counters could not be read at injection, so there is no baseline to compare with")
+    now = proxy_counts(ctx.proxy_api_url)
+    if now is None:
+        return Seen(False, "the proxy's counters cannot be read")
+    return ctx.endpoints.get(endpoint, endpoint), probe.proxy_at_since, now
+
+
 class traffic_on(Predicate):
     """The proxy of ``endpoint`` ("primary", "backup-1") carried at least ``min_bytes`` since injection.
 
@@ -267,16 +280,11 @@ class traffic_on(Predicate):
         self.failure = f"no traffic on {endpoint}"
 
     def __call__(self, probe: Probe) -> Seen:
-        ctx = probe.ctx
-        if not ctx.proxy_api_url:
-            return Seen(False, "no fault proxy in this drill, so traffic per endpoint cannot be measured")
-        if probe.proxy_at_since is None:
-            return Seen(False, "the proxy's counters could not be read at injection, so there is no baseline to compare with")
-        name = ctx.endpoints.get(self.endpoint, self.endpoint)
-        now = proxy_counts(ctx.proxy_api_url)
-        if now is None:
-            return Seen(False, "the proxy's counters cannot be read")
-        moved = now.received.get(name, 0.0) - probe.proxy_at_since.received.get(name, 0.0)
+        got = _proxy_now(probe, self.endpoint, "traffic per endpoint")
+        if isinstance(got, Seen):
+            return got
+        name, before, now = got
+        moved = now.received.get(name, 0.0) - before.received.get(name, 0.0)
         return Seen(moved >= self.min_bytes, f"{name} received {moved:.0f} bytes since injection")
 
 
@@ -296,16 +304,11 @@ class sends_on(Predicate):
         self.failure = f"no transaction sent through {endpoint}"
 
     def __call__(self, probe: Probe) -> Seen:
-        ctx = probe.ctx
-        if not ctx.proxy_api_url:
-            return Seen(False, "no fault proxy in this drill, so sends per endpoint cannot be counted")
-        if probe.proxy_at_since is None:
-            return Seen(False, "the proxy's counters could not be read at injection, so there is no baseline to compare with")
-        name = ctx.endpoints.get(self.endpoint, self.endpoint)
-        now = proxy_counts(ctx.proxy_api_url)
-        if now is None:
-            return Seen(False, "the proxy's counters cannot be read")
-        sent = now.sends(name) - probe.proxy_at_since.sends(name)
+        got = _proxy_now(probe, self.endpoint, "sends per endpoint")
+        if isinstance(got, Seen):
+            return got
+        name, before, now = got
+        sent = now.sends(name) - before.sends(name)
         ok = sent >= self.count
         if ok and self._first_seen is None:
             self._first_seen = clock.now()  # the counters are read at each poll: dated to the first poll that saw it
@@ -554,3 +557,58 @@ class backlog_at_least(Predicate):
         with w.lock:
             waiting = [e for e in w.escrows.values() if e.state == "open" and e.agent.lower() in agents and e.deadline >= w.head_ts]
         return Seen(len(waiting) >= self.count, f"{len(waiting)} escrow(s) open and not yet due")
+
+
+class one_proof_at_a_time(Predicate):
+    """Scarce funds spent one proof at a time, the most urgent deadline first, judged on chain.
+
+    From the agent's first alert after the injection (when it says it saw the problem) on: at least
+    ``count`` proofs landed; no block holds two of its proofs (they were not sent together; needs
+    blocks slower than the agent's sends, see ``BlockTime``); and no proof was sent while an escrow
+    with an earlier deadline had been waiting for ``grace`` seconds and could still be proven.
+    """
+
+    evidence = True
+
+    def __init__(self, count: int = 5, *, grace: float = 1.0) -> None:
+        self.count = count
+        self.grace = grace
+        self.name = f"{count} proofs one at a time, most urgent first"
+        self.failure = "scarce funds were not spent one proof at a time, most urgent first"
+
+    def __call__(self, probe: Probe) -> Seen:
+        alerts = [e.t for e in probe.ctx.timeline.events("alert") if e.t >= probe.since]
+        if not alerts:
+            return Seen(False, "no alert from the agent since injection, so no window to judge")
+        start = alerts[0]
+        w = probe.watcher
+        agents = set(probe.ctx.agent_addresses)
+        lows = {a.lower() for a in agents}
+        proofs = sorted((tx for tx in w.agent_txs(start) if tx.sender in agents and tx.method == "submitProof"
+                         and tx.status == 1 and tx.arg0 is not None and tx.first_seen >= start), key=lambda tx: tx.first_seen)
+        with w.lock:
+            escrows = dict(w.escrows)
+        per_block: dict[int, int] = {}
+        for tx in proofs:
+            per_block[tx.block] = per_block.get(tx.block, 0) + 1
+        shared = sorted(b for b, n in per_block.items() if n > 1)
+        inversions = []
+        for tx in proofs:
+            mine = escrows.get(tx.arg0)
+            if mine is None:
+                continue
+            sent = tx.first_seen
+            waiting = [e for e in escrows.values()
+                       if e.id != mine.id and e.agent.lower() in lows and e.opened_t <= sent - self.grace
+                       and (e.proven_t is None or e.proven_t > sent) and e.state != "expired"
+                       and e.deadline < mine.deadline]
+            if waiting:
+                first = min(waiting, key=lambda e: e.deadline)
+                inversions.append(f"escrow {mine.id} (deadline {mine.deadline}) before escrow {first.id} (deadline {first.deadline})")
+        parts = [f"{len(proofs)} of {self.count} proofs since the agent's first alert"]
+        if shared:
+            parts.append(f"{len(shared)} block(s) with several of its proofs (e.g. block {shared[0]}: {per_block[shared[0]]})")
+        if inversions:
+            parts.append(f"{len(inversions)} proof(s) sent before a more urgent one: {inversions[0]}")
+        ok = len(proofs) >= self.count and not shared and not inversions
+        return Seen(ok, "; ".join(parts), since=proofs[self.count - 1].t if ok else None)

@@ -29,7 +29,7 @@ from harness.errors import ConfigError, HarnessError, RpcError
 from harness.faults._chainops import MiningState, check_positive, in_addresses
 from harness.faults.base import Fault
 
-__all__ = ["ChainStall", "Reorg"]
+__all__ = ["BlockTime", "ChainStall", "Reorg"]
 
 
 def _int(v: Any) -> int:
@@ -66,6 +66,36 @@ def raw_transaction(chain: Any, tx: dict[str, Any]) -> str:
         d["maxFeePerGas"] = _int(tx["maxFeePerGas"])
         d["maxPriorityFeePerGas"] = _int(tx["maxPriorityFeePerGas"])
     return "0x" + TypedTransaction.from_dict(d).encode().hex()
+
+
+class BlockTime(Fault):
+    """Blocks every ``seconds`` instead of one per transaction (automine off, interval mining on).
+
+    Not an incident by itself: it lets the chain show what the agent sends together. Transactions
+    sent at once land in the same block, so "one at a time" can be judged on chain.
+    """
+
+    family = "chain"
+    name = "block_time"
+
+    def __init__(self, seconds: float = 0.5) -> None:
+        super().__init__()
+        check_positive("BlockTime", "seconds", seconds)
+        self.seconds = seconds
+        self._before: MiningState | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"family": self.family, "seconds": self.seconds}
+
+    def _inject(self) -> None:
+        chain = self.ctx.chain
+        self._before = MiningState.capture(chain)
+        chain.set_interval_mining(self.seconds)
+        chain.set_automine(False)
+
+    def _heal(self) -> None:
+        assert self._before is not None
+        self._before.restore(self.ctx.chain)
 
 
 class ChainStall(Fault):

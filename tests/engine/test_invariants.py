@@ -7,63 +7,27 @@ funds read that fails, a compressed profile) and reads the verdict and the words
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chainctx import Marker, chain_ctx
 
-from harness import accounts
 from harness.checks import invariants as inv
 from harness.checks.budgets import Budget
-from harness.contracts import send_tx
 from harness.drill.api import Drill
 from harness.drill.context import DrillContext
-from harness.drill.world import _reset_chain
 from harness.errors import ContainmentFailed, InvariantBroken
-from harness.faults.base import Fault
-from harness.observe.chainwatch import ChainWatcher
-from harness.observe.timeline import Timeline
 from harness.report.adapter import record_from_result
 from harness.report.markdown import render_postmortem, render_readme
 from harness.report.model import RunRecord, validate_summary
 
 
-class Marker(Fault):
-    """A fault that does nothing: it only sets t0."""
-
-    name = "marker"
-
-    def _inject(self) -> None:
-        pass
-
-    def _heal(self) -> None:
-        pass
-
-
 @pytest.fixture
 def ctx(drill_chain: Any, tmp_path: Path) -> Iterator[DrillContext]:
-    _reset_chain(drill_chain)
-    chain, dep = drill_chain.chain, drill_chain.deployment
-    owner, counterparty = chain.accounts[0], chain.accounts[1]
-    hot = accounts.new_key()
-    send_tx(chain.w3, counterparty, {"to": hot.address, "value": 5 * 10**18, "gas": 21_000})
-    c = DrillContext(
-        timeline=Timeline(), chain=chain, deployment=dep, hot_wallet=hot, cold_wallet=accounts.new_key().address,
-        owner=owner, counterparty=counterparty, run_dir=tmp_path, state_dir=tmp_path, key_file=tmp_path / "k",
-        contracts_file=tmp_path / "c", control_url="http://127.0.0.1:9", operator_token="t",
-    )
-    c.agent_addresses.add(hot.address)
-    c.secrets.append(hot.key)
-    c.watcher = ChainWatcher(chain, dep, c.timeline, agent_addresses=lambda: set(c.agent_addresses),
-                             watched_addresses=lambda: {c.cold_wallet, *c.attacker_addresses}, interval=0.05)
-    c.watcher.start()
-    c.cleanup.callback(c.watcher.stop)
-    with c.cleanup:
+    with chain_ctx(drill_chain, tmp_path) as c:
         yield c
-    with contextlib.suppress(Exception):
-        chain.set_automine(True)
 
 
 def drill_for(ctx: DrillContext, monkeypatch: pytest.MonkeyPatch) -> Drill:

@@ -6,13 +6,13 @@ No agent process here: the test signs with the drill's hot key itself, so each g
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chainctx import Marker, chain_ctx
 from eth_account import Account
 
 from harness import accounts
@@ -29,51 +29,15 @@ from harness.drill.predicates import (
     replaced_with_fee_bump,
     swept_to_cold_wallet,
 )
-from harness.drill.world import _reset_chain
 from harness.errors import ContainmentFailed, DrillAborted, RpcError
-from harness.faults.base import Fault
-from harness.observe.chainwatch import ChainWatcher
-from harness.observe.timeline import Timeline
 
 GWEI = 10**9
 
 
-class Marker(Fault):
-    """A fault that does nothing: it only sets t0."""
-
-    name = "marker"
-
-    def _inject(self) -> None:
-        pass
-
-    def _heal(self) -> None:
-        pass
-
-
 @pytest.fixture
 def ctx(drill_chain: Any, tmp_path: Path) -> Iterator[DrillContext]:
-    _reset_chain(drill_chain)
-    chain, dep = drill_chain.chain, drill_chain.deployment
-    owner, counterparty = chain.accounts[0], chain.accounts[1]
-    hot = accounts.new_key()
-    send_tx(chain.w3, counterparty, {"to": hot.address, "value": 5 * 10**18, "gas": 21_000})
-    token = dep.token_contract(chain.w3)
-    send_tx(chain.w3, owner, token.functions.mint(hot.address, 10 * 10**18).build_transaction({"from": owner.address, "gas": 100_000}))
-    c = DrillContext(
-        timeline=Timeline(), chain=chain, deployment=dep, hot_wallet=hot, cold_wallet=accounts.new_key().address,
-        owner=owner, counterparty=counterparty, run_dir=tmp_path, state_dir=tmp_path, key_file=tmp_path / "k",
-        contracts_file=tmp_path / "c", control_url="http://127.0.0.1:9", operator_token="t",
-    )
-    c.agent_addresses.add(hot.address)
-    c.secrets.append(hot.key)
-    c.watcher = ChainWatcher(chain, dep, c.timeline, agent_addresses=lambda: set(c.agent_addresses),
-                             watched_addresses=lambda: {c.cold_wallet, *c.attacker_addresses}, interval=0.05)
-    c.watcher.start()
-    c.cleanup.callback(c.watcher.stop)
-    with c.cleanup:
+    with chain_ctx(drill_chain, tmp_path, hot_tokens=10 * 10**18) as c:
         yield c
-    with contextlib.suppress(Exception):
-        chain.set_automine(True)
 
 
 def drill_for(ctx: DrillContext, **budget: Any) -> Drill:
@@ -324,3 +288,52 @@ def test_backlog_at_least_counts_open_escrows_not_yet_due(ctx: DrillContext) -> 
     assert backlog_at_least(2)(probe).ok
     short = backlog_at_least(3)(probe)
     assert not short.ok and short.seen == "2 escrow(s) open and not yet due"
+
+
+def _open(ctx: DrillContext, seconds: int) -> int:
+    escrow = ctx.deployment.escrow_contract(ctx.chain.w3)
+    deadline = ctx.chain.w3.eth.get_block("latest")["timestamp"] + seconds
+    cp = ctx.counterparty
+    send_tx(ctx.chain.w3, cp, escrow.functions.open(ctx.hot_address, deadline).build_transaction(
+        {"from": cp.address, "value": 10**15, "gas": 200_000}))
+    return int(escrow.functions.escrowCount().call())
+
+
+def _prove(ctx: DrillContext, esc_id: int, nonce: int) -> str:
+    from eth_utils import keccak
+
+    escrow = ctx.deployment.escrow_contract(ctx.chain.w3)
+    proof = keccak(esc_id.to_bytes(32, "big") + bytes.fromhex(ctx.hot_address[2:]))
+    data = escrow.functions.submitProof(esc_id, proof)._encode_transaction_data()
+    base = ctx.chain.base_fee()
+    return raw_send(ctx, {"to": ctx.deployment.escrow, "data": data, "nonce": nonce, "gas": 200_000,
+                          "maxFeePerGas": 4 * base + GWEI, "maxPriorityFeePerGas": GWEI})
+
+
+def test_one_proof_at_a_time_fails_on_a_shared_block_and_on_a_less_urgent_proof_first(ctx: DrillContext) -> None:
+    from harness import clock
+    from harness.drill.predicates import Probe, one_proof_at_a_time
+
+    token, hot = ctx.deployment.token_contract(ctx.chain.w3), ctx.hot_wallet
+    send_tx(ctx.chain.w3, hot, token.functions.approve(ctx.deployment.escrow, 10**20).build_transaction({"from": hot.address, "gas": 80_000}))
+    probe = Probe(ctx=ctx, since=clock.now())
+    ctx.timeline.record("alert", "alerts", kind="balance_low", severity="SEV-2", status="detected", incident_id="INC-1")
+    late, urgent, other = _open(ctx, 600), _open(ctx, 300), _open(ctx, 500)
+    time.sleep(1.1)  # the urgent escrow has waited past the grace
+    ctx.watcher.poll_once()
+    ctx.chain.set_automine(False)
+    n = ctx.chain.nonce(ctx.hot_address)
+    _prove(ctx, late, n)  # the least urgent first
+    _prove(ctx, urgent, n + 1)  # and a second proof in the same block
+    ctx.chain.mine(1)
+    _prove(ctx, other, n + 2)
+    ctx.chain.mine(1)
+    ctx.watcher.poll_once()
+    seen = one_proof_at_a_time(count=3)(probe)
+    assert not seen.ok
+    assert [(tx.arg0, tx.status) for tx in ctx.watcher.agent_txs(probe.since) if tx.method == "submitProof"] == [
+        (late, 1), (urgent, 1), (other, 1)]
+    assert "3 of 3 proofs since the agent's first alert" in seen.seen
+    assert "1 block(s) with several of its proofs" in seen.seen
+    assert f"proof(s) sent before a more urgent one: escrow {late} " in seen.seen, seen.seen
+    assert not one_proof_at_a_time(count=4)(probe).ok
