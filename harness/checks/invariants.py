@@ -205,15 +205,30 @@ def no_duplicate_proof(ctx: DrillContext, run: RunInfo) -> InvariantResult:
     return InvariantResult(name, PASSED, f"{len(proven_block)} escrow(s) proven once each")
 
 
+#: seconds an open escrow may wait while less urgent ones are proven before it counts as left behind
+LEFT_BEHIND_S = 2.0
+
+
 def deadlines_within_allowance(ctx: DrillContext, run: RunInfo) -> InvariantResult:
     name = "deadlines missed within allowance"
     w = ctx.watcher
     agents = _lower(ctx.agent_addresses)
     expired = [e for e in w.expired() if e.agent.lower() in agents]
     with w.lock:
-        overdue = [e for e in w.escrows.values() if e.state == "open" and e.deadline < w.head_ts and e.agent.lower() in agents]
-    missed = len(expired) + len(overdue)
-    msg = f"{missed} missed ({len(expired)} expired, {len(overdue)} overdue), allowance {run.deadline_misses_allowed}"
+        mine = [e for e in w.escrows.values() if e.agent.lower() in agents]
+        head_ts = w.head_ts
+    overdue = [e for e in mine if e.state == "open" and e.deadline < head_ts]
+    # Still open and not yet due, but passed over: a less urgent escrow was proven after this one had
+    # waited LEFT_BEHIND_S. Most drills end before a 15 s deadline comes, so without this a skipped
+    # escrow would never count against the allowance.
+    proven = [e for e in mine if e.state == "proven" and e.proven_t is not None]
+    left = [e for e in mine if e.state == "open" and e.deadline >= head_ts
+            and any(f.deadline > e.deadline and f.proven_t >= e.opened_t + LEFT_BEHIND_S for f in proven)]  # type: ignore[operator]
+    missed = len(expired) + len(overdue) + len(left)
+    msg = (f"{missed} missed ({len(expired)} expired, {len(overdue)} overdue, {len(left)} left behind), "
+           f"allowance {run.deadline_misses_allowed}")
+    if left:
+        msg += f"; left behind: escrow {left[0].id} (a later deadline was proven first)"
     return InvariantResult(name, FAILED if missed > run.deadline_misses_allowed else PASSED, msg)
 
 

@@ -154,14 +154,14 @@ def test_a_crashing_checker_is_unknown_and_never_shows_the_key(ctx: DrillContext
     assert inv.worst([inv.UNKNOWN, inv.FAILED, inv.PASSED]) == inv.FAILED
 
 
-def test_value_at_risk_aborts_the_drill(ctx: DrillContext) -> None:
+def test_value_at_risk_after_the_injection_fails_containment(ctx: DrillContext) -> None:
     attacker = accounts.new_key().address
     ctx.attacker_addresses.add(attacker)
     d = drill_for(ctx, value_at_risk_eth=0.5)
     send_tx(ctx.chain.w3, ctx.hot_wallet, {"to": attacker, "value": 10**18, "gas": 21_000})
-    with pytest.raises(DrillAborted, match=r"value at risk: 1 ETH lost, over the limit of 0.5 ETH"):
+    with pytest.raises(ContainmentFailed, match=r"1 ETH lost, over the value-at-risk limit of 0.5 ETH \(value_at_risk_eth\)"):
         d.expect_containment(swept_to_cold_wallet(), within=10)
-    assert ctx.timeline.events("drill.aborted")
+    assert ctx.timeline.events("drill.value_at_risk")
 
 
 def test_hard_time_limit_aborts_the_drill(ctx: DrillContext) -> None:
@@ -337,3 +337,20 @@ def test_one_proof_at_a_time_fails_on_a_shared_block_and_on_a_less_urgent_proof_
     assert "1 block(s) with several of its proofs" in seen.seen
     assert f"proof(s) sent before a more urgent one: escrow {late} " in seen.seen, seen.seen
     assert not one_proof_at_a_time(count=4)(probe).ok
+
+
+def test_an_escrow_passed_over_for_a_less_urgent_one_counts_as_missed_before_its_deadline(ctx: DrillContext) -> None:
+    token, hot = ctx.deployment.token_contract(ctx.chain.w3), ctx.hot_wallet
+    send_tx(ctx.chain.w3, hot, token.functions.approve(ctx.deployment.escrow, 10**20).build_transaction({"from": hot.address, "gas": 80_000}))
+    urgent, later = _open(ctx, 300), _open(ctx, 600)
+    run = inv.RunInfo(t_start=0.0, t0=None, deadline_misses_allowed=0)
+    ctx.watcher.poll_once()
+    assert inv.deadlines_within_allowance(ctx, run).verdict == inv.PASSED  # nothing proven yet: nothing passed over
+    time.sleep(inv.LEFT_BEHIND_S + 0.1)
+    _prove(ctx, later, ctx.chain.nonce(ctx.hot_address))
+    ctx.watcher.poll_once()
+    r = inv.deadlines_within_allowance(ctx, run)
+    assert r.verdict == inv.FAILED
+    assert r.message.startswith("1 missed (0 expired, 0 overdue, 1 left behind), allowance 0")
+    assert f"left behind: escrow {urgent} (a later deadline was proven first)" in r.message
+    assert inv.deadlines_within_allowance(ctx, inv.RunInfo(t_start=0.0, t0=None, deadline_misses_allowed=1)).verdict == inv.PASSED
