@@ -13,14 +13,16 @@ Three kinds of trouble, kept apart because users act differently on each::
     │   ├── PortInUseError           a listen address already taken
     │   └── AgentStartError          the agent never became healthy
     ├── HarnessError                 the harness itself failed (a bug: report it)
+    │   └── NothingTested            the fault did not create what the drill checks (a reorg that orphaned no proof)
     └── DrillFailure                 the agent under test did not do what the drill expects
         ├── DetectionMissed          no expected alert within budget
         ├── ContainmentFailed        a ground-truth predicate did not hold within budget
         ├── RecoveryFailed           no resolution / steady state within budget
         └── InvariantBroken          a whole-run invariant was violated
 
-``DrillAborted`` (value at risk or hard time limit) sits beside ``DrillFailure``: the drill was stopped,
-not judged.
+``DrillAborted`` (hard time limit, or value at risk passed before any fault) sits beside
+``DrillFailure``: the drill was stopped, not judged. Value at risk passed after the injection is a
+``ContainmentFailed``: the agent let more leave than the drill allows.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "PortInUseError",
     "AgentStartError",
     "HarnessError",
+    "NothingTested",
     "RpcError",
     "DrillFailure",
     "DetectionMissed",
@@ -89,6 +92,16 @@ class AgentStartError(EnvironmentProblem):
 
 class HarnessError(DrillsError, RuntimeError):
     """The harness itself failed; a bug to report, not a verdict on the agent."""
+
+
+class NothingTested(HarnessError):
+    """The fault did not create the situation a check is aimed at, so the check proves nothing.
+
+    A reorg that orphaned no proof of the agent leaves "orphaned proofs are proven again" true of
+    nothing. That is no verdict on the agent (not a failure) and no pass either: the drill ends as
+    an error. It usually depends on timing (what the replaced blocks held), so the remedy is on the
+    drill's side: re-run it, or make the fault reach further (a deeper reorg).
+    """
 
 
 class RpcError(DrillsError):

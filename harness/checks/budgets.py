@@ -7,7 +7,9 @@ Config lives in ``[tool.drills]`` of pyproject.toml or in ``drills.toml`` (top l
     contain = 10                       # seconds from injection to containment
     recover = 30                       # seconds from injection to resolved + steady state
     deadline_misses = 0                # escrows the agent may let expire in one drill
-    value_at_risk_eth = 20.0           # abort the drill when this much is lost (to the attacker, or as the harness's own txs)
+    value_at_risk_share = 0.5          # fail (and stop) the drill once more than this share of the ETH the agent
+                                       # held at the injection is lost (to the attacker, or as the harness's own txs)
+    # value_at_risk_eth = 2.0          # a fixed limit in ETH instead; when set it replaces the share
     time_limit = 90                    # abort the drill after this many seconds
 
     [tool.drills.scenarios.test_primary_rpc_down_fails_over_to_backup]
@@ -39,23 +41,47 @@ class Budget:
     contain: float = 10.0
     recover: float = 30.0
     deadline_misses: int = 0
-    value_at_risk_eth: float = 20.0  # beyond what a drill's hot wallet holds: a limit for game days
+    #: the loss limit as a share of the ETH the agent's addresses held at the injection (what was at risk)
+    value_at_risk_share: float = 0.5
+    #: a fixed loss limit in ETH; when set it replaces the share (None: the share applies)
+    value_at_risk_eth: float | None = None
     time_limit: float = 90.0
     scale: float = 1.0  # already applied to the seconds above; kept for the report
 
     def __post_init__(self) -> None:
         for name in ("detect", "contain", "recover", "time_limit", "value_at_risk_eth"):
             value = getattr(self, name)
+            if value is None and name == "value_at_risk_eth":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(f"budget {name} must be a number > 0, got {value!r}")
+        share = self.value_at_risk_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+            raise ConfigError(
+                f"budget value_at_risk_share must be a fraction > 0 and <= 1 of what the agent held at the injection "
+                f"(0.5 = half), got {share!r}; for a fixed limit in ETH set value_at_risk_eth instead"
+            )
         if isinstance(self.deadline_misses, bool) or not isinstance(self.deadline_misses, int) or self.deadline_misses < 0:
             raise ConfigError(f"budget deadline_misses must be a whole number >= 0, got {self.deadline_misses!r}")
         if self.scale <= 0:
             raise ConfigError(f"budget scale must be > 0, got {self.scale!r}")
 
     @property
-    def value_at_risk_wei(self) -> int:
-        return int(self.value_at_risk_eth * WEI_PER_ETH)
+    def value_at_risk_wei(self) -> int | None:
+        """The fixed limit in wei (None when the limit is a share of what was at risk)."""
+        return None if self.value_at_risk_eth is None else int(self.value_at_risk_eth * WEI_PER_ETH)
+
+    def value_at_risk_limit(self, held_wei: int) -> int | None:
+        """The loss (wei) past which the drill fails, given the ETH the agent held at the injection.
+
+        ``value_at_risk_eth`` when set; else ``value_at_risk_share`` of ``held_wei``; None when no
+        limit can be drawn (nothing held at the injection, and no fixed limit).
+        """
+        if self.value_at_risk_eth is not None:
+            return self.value_at_risk_wei
+        if held_wei <= 0:
+            return None
+        return int(held_wei * self.value_at_risk_share)
 
     def scaled(self, factor: float) -> Budget:
         """The same budget with its seconds multiplied by ``factor`` (--drill-budget-scale)."""
@@ -111,7 +137,9 @@ def _budget_from(table: Mapping[str, Any], base: Budget, where: str, *, strict: 
         expected_int = key == "deadline_misses"
         ok = isinstance(value, int) if expected_int else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok:
-            what = "a whole number >= 0" if expected_int else "a number of seconds > 0" if key != "value_at_risk_eth" else "a number of ETH > 0"
+            what = {"deadline_misses": "a whole number >= 0", "value_at_risk_eth": "a number of ETH > 0",
+                    "value_at_risk_share": "a fraction > 0 and <= 1 (0.5 = half of what the agent held)"}.get(
+                key, "a number of seconds > 0")
             raise ConfigError(f"{where}.{key} must be {what}, got {value!r} ({type(value).__name__})")
         values[key] = value
     try:

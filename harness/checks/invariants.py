@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from harness.drill.context import DrillContext
 
 __all__ = [
-    "PASSED", "FAILED", "UNKNOWN", "SKIPPED", "VERDICTS", "InvariantResult", "RunInfo", "Money", "INVARIANTS", "check_all", "worst", "money",
+    "PASSED", "FAILED", "UNKNOWN", "SKIPPED", "VERDICTS", "DeadlineMisses", "deadline_misses", "InvariantResult", "RunInfo", "Money", "INVARIANTS", "check_all", "worst", "money",
 ]
 
 #: worst last: a skipped check weakens a pass, an unknown one is worse (it fails the drill), failed is worst
@@ -209,26 +209,47 @@ def no_duplicate_proof(ctx: DrillContext, run: RunInfo) -> InvariantResult:
 LEFT_BEHIND_S = 2.0
 
 
-def deadlines_within_allowance(ctx: DrillContext, run: RunInfo) -> InvariantResult:
-    name = "deadlines missed within allowance"
+@dataclass(frozen=True)
+class DeadlineMisses:
+    """The agent's escrows whose deadline it missed or will miss, as the chain shows them."""
+
+    expired: tuple[int, ...]  # expired on chain
+    overdue: tuple[int, ...]  # still open past the head's time
+    left_behind: tuple[int, ...]  # open, not yet due, passed over for a less urgent one
+
+    @property
+    def count(self) -> int:
+        return len(self.expired) + len(self.overdue) + len(self.left_behind)
+
+
+def deadline_misses(ctx: DrillContext) -> DeadlineMisses:
+    """See DeadlineMisses. An escrow is left behind when a less urgent escrow was proven after this
+    one had waited LEFT_BEHIND_S: most drills end before a 15 s deadline comes, so without it a
+    skipped escrow would never count against the allowance."""
     w = ctx.watcher
     agents = _lower(ctx.agent_addresses)
-    expired = [e for e in w.expired() if e.agent.lower() in agents]
     with w.lock:
         mine = [e for e in w.escrows.values() if e.agent.lower() in agents]
         head_ts = w.head_ts
-    overdue = [e for e in mine if e.state == "open" and e.deadline < head_ts]
-    # Still open and not yet due, but passed over: a less urgent escrow was proven after this one had
-    # waited LEFT_BEHIND_S. Most drills end before a 15 s deadline comes, so without this a skipped
-    # escrow would never count against the allowance.
     proven = [e for e in mine if e.state == "proven" and e.proven_t is not None]
-    left = [e for e in mine if e.state == "open" and e.deadline >= head_ts
-            and any(f.deadline > e.deadline and f.proven_t >= e.opened_t + LEFT_BEHIND_S for f in proven)]  # type: ignore[operator]
-    missed = len(expired) + len(overdue) + len(left)
+    return DeadlineMisses(
+        expired=tuple(e.id for e in mine if e.state == "expired"),
+        overdue=tuple(e.id for e in mine if e.state == "open" and e.deadline < head_ts),
+        left_behind=tuple(e.id for e in mine if e.state == "open" and e.deadline >= head_ts
+                          and any(f.deadline > e.deadline and f.proven_t >= e.opened_t + LEFT_BEHIND_S  # type: ignore[operator]
+                                  for f in proven)),
+    )
+
+
+def deadlines_within_allowance(ctx: DrillContext, run: RunInfo) -> InvariantResult:
+    name = "deadlines missed within allowance"
+    d = deadline_misses(ctx)
+    expired, overdue, left = d.expired, d.overdue, d.left_behind
+    missed = d.count
     msg = (f"{missed} missed ({len(expired)} expired, {len(overdue)} overdue, {len(left)} left behind), "
            f"allowance {run.deadline_misses_allowed}")
     if left:
-        msg += f"; left behind: escrow {left[0].id} (a later deadline was proven first)"
+        msg += f"; left behind: escrow {left[0]} (a later deadline was proven first)"
     return InvariantResult(name, FAILED if missed > run.deadline_misses_allowed else PASSED, msg)
 
 

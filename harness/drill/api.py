@@ -147,10 +147,27 @@ class Drill:
         elapsed = clock.now() - self.t_start
         if elapsed > self.budget.time_limit:
             self._abort(f"hard time limit of {self.budget.time_limit:.0f} s passed ({elapsed:.1f} s into the drill)")
-        if self.ctx.watcher is not None:
-            lost = inv.money(self.ctx).lost_wei
-            if lost > self.budget.value_at_risk_wei:
-                self._abort(f"value at risk: {fmt_eth(lost)} lost, over the limit of {fmt_eth(self.budget.value_at_risk_wei)}")
+        if self.ctx.watcher is None or (self.t0 is None and self.budget.value_at_risk_eth is None):
+            return  # a share of what was at risk needs the injection (nothing is at risk before it)
+        held = self._at_risk(self.ctx.timeline.events("chain.balances"))
+        limit = self.budget.value_at_risk_limit(held)
+        if limit is None:
+            return
+        lost = inv.money(self.ctx).lost_wei
+        if lost <= limit:
+            return
+        how = ("value_at_risk_eth" if self.budget.value_at_risk_eth is not None
+               else f"{self.budget.value_at_risk_share:.0%} of the {fmt_eth(held)} the agent held at the injection")
+        if self.t0 is None:  # a fixed limit passed before any fault: a stop, not a verdict on the agent
+            self._abort(f"value at risk: {fmt_eth(lost)} lost, over the limit of {fmt_eth(limit)} ({how})")
+        # After the injection a loss past the limit is the agent's: it did not contain the incident
+        # before losing that much. The drill stops here and fails as a containment failure.
+        self._phase("drill.value_at_risk", lost_wei=lost, limit_wei=limit, held_wei=held,
+                    share=None if self.budget.value_at_risk_eth is not None else self.budget.value_at_risk_share)
+        raise ContainmentFailed(
+            f"the agent did not contain the loss: {fmt_eth(lost)} lost, over the value-at-risk limit of "
+            f"{fmt_eth(limit)} ({how}); the drill was stopped at +{clock.now() - self.t0:.1f} s"
+        )
 
     def _abort(self, reason: str) -> None:
         self._phase("drill.aborted", reason=reason)
@@ -570,6 +587,25 @@ class Drill:
             "proven": len(w.proven()) if w else 0,
             "expired": len(w.expired()) if w else 0,
         }
+        if w is not None:
+            # the deadlines invariant's count: expired, overdue, or passed over for a less urgent escrow
+            escrows["missed_deadlines"] = inv.deadline_misses(self.ctx).count
+        # The budget each stage was held to: the ``within`` its phase recorded when it held; the
+        # configured one for the stage that failed (a phase records nothing when it fails); None
+        # for a stage the drill never asserted.
+        failed_stage = {"missed_detection": "detect", "late_containment": "contain", "no_recovery": "recover"}.get(category or "")
+        budgets: dict[str, Any] = {}
+        for stage, kind in (("detect", "drill.detected"), ("contain", "drill.contained"), ("recover", "drill.recovered")):
+            ev = next((e for e in events if e.kind == kind), None)
+            within = ev.data.get("within") if ev is not None else None
+            if isinstance(within, (int, float)):
+                budgets[f"{stage}_s"] = float(within)
+            elif stage == failed_stage:
+                budgets[f"{stage}_s"] = float(getattr(self.budget, stage))
+            else:
+                budgets[f"{stage}_s"] = None
+        budgets["deadline_misses"] = self.budget.deadline_misses
+        budgets["scale"] = self.budget.scale
         return DrillResult(
             name=self.name, scenario=self.scenario, playbook=self.playbook, family=self.family,
             fault=repr(self.faults[0]) if self.faults else None,
@@ -577,7 +613,7 @@ class Drill:
             expected_incident=self.incident, status=status, category=category, message=message,
             t_start=self.t_start, t0=t0, mttd=m.mttd, time_to_contain=m.time_to_contain, mttr=m.mttr,
             incident_id=self.incident_id or m.incident_id, detected_severity=self.detected_severity or m.detected_severity,
-            budget=self.budget.to_json(), policy=self.policy.to_json(),
+            budget=self.budget.to_json(), budgets_applied=budgets, policy=self.policy.to_json(),
             incidents=tuple(i.to_json(t0) for i in incidents(events)),
             invariants=tuple(r.to_json() for r in invariants),
             funds=funds, funds_error=funds_error, escrows=escrows, gas_spent_wei=money.gas_wei if money is not None else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.drill.predicates import Predicate, Probe, Seen
+from harness.errors import NothingTested
 
 __all__ = [
     "attacker_blocked",
@@ -122,7 +123,11 @@ class attacker_blocked(Predicate):
 
 
 class reorged_proofs_redone(Predicate):
-    """Every escrow whose proof the reorg orphaned is proven again on the new branch."""
+    """Every escrow whose proof the reorg orphaned is proven again on the new branch.
+
+    A reorg that orphaned no proof of the agent gives this nothing to check: rather than hold of
+    nothing, the predicate raises ``NothingTested`` and the drill ends as an error (not judged).
+    """
 
     evidence = True
 
@@ -141,7 +146,12 @@ class reorged_proofs_redone(Predicate):
             if data.startswith(selector):
                 ids.append(int(data[10:74], 16))
         if not ids:
-            return Seen(True, "the reorg orphaned no proof of the agent")
+            raise NothingTested(
+                f"the reorg orphaned no proof of the agent: nothing was tested (it replaced "
+                f"{len(self.reorg.orphaned)} transaction(s), {len(self.reorg.orphaned_agent_txs)} of them the agent's, "
+                f"none a submitProof); re-run the drill, or orphan more history "
+                f"(a larger Reorg(depth=...), or window=... in snapshot mode)"
+            )
         escrow = ctx.deployment.escrow_contract(ctx.chain.w3)
         states = {i: int(escrow.functions.escrows(i).call()[3]) for i in ids}
         names = {0: "none", 1: "open", 2: "proven", 3: "expired"}

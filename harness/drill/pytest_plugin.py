@@ -42,6 +42,7 @@ from harness.drill.result import DrillResult
 from harness.drill.world import WorldSettings, build_world
 from harness.errors import ConfigError, UsageError
 from harness.observe.timeline import Timeline
+from harness.runtime.limits import parse_limits
 
 __all__ = ["DRILL_RESULT", "DRILL", "DrillOptions", "drill_options"]
 
@@ -59,6 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="extra environment variable for the agent (repeatable)")
     group.addoption("--drill-budget-scale", dest="drill_budget_scale", type=float, default=1.0, metavar="F",
                     help="multiply every drill budget and time limit by F (for slow machines; recorded in reports)")
+    group.addoption("--agent-limit", dest="agent_limit", action="append", default=[], metavar="NAME=VALUE",
+                    help="bound the agent: memory=4G, files=4096, processes=512, output=1M (0 lifts one; repeatable; "
+                         "recorded on agent.start)")
     group.addoption("--drill-jsonl", dest="drill_jsonl", default=None, metavar="PATH",
                     help="append every drill's result to PATH as one JSON line (for scripts and benchmarks)")
     parser.addini("drill_agent_cmd", "default agent command for drills ({python} and {rootdir} are substituted)", default="")
@@ -79,6 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _agent_argv(config)
         _agent_env(config)
         _scale(config)
+        parse_limits(config.getoption("agent_limit"))
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -244,6 +249,8 @@ def _rerun(item: pytest.Item, opts: DrillOptions) -> str:
     parts = ["pytest", item.nodeid, "--agent-cmd", shlex.join(opts.agent_cmd)]
     for k, v in opts.agent_env.items():
         parts += ["--agent-env", f"{k}={v}"]
+    for line in item.config.getoption("agent_limit"):
+        parts += ["--agent-limit", line]
     chain = getattr(item.config.option, "chain", None)
     if chain:
         parts += ["--chain", str(chain)]
@@ -267,7 +274,8 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Drill]:
     timeline = Timeline()
     ctx = build_world(
         session,
-        WorldSettings(agent_cmd=opts.agent_cmd, agent_env=opts.agent_env, budget=budget, allow_remote=opts.allow_remote),
+        WorldSettings(agent_cmd=opts.agent_cmd, agent_env=opts.agent_env, budget=budget, allow_remote=opts.allow_remote,
+                      limits=parse_limits(request.config.getoption("agent_limit"))),
         tmp_path / "drill", timeline,
     )
     setup_s = clock.now() - t_setup
@@ -287,6 +295,10 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Drill]:
         t_down = clock.now()
         result = None
         try:
+            if ctx.agent is not None:
+                ctx.agent.census()  # processes that escaped and output cut, into the record before it is taken
+            if ctx.alerts is not None:
+                ctx.alerts.summarize()
             result = d.result(exc, rerun=d.rerun, overhead=setup_s, agent_cmd=tuple(opts.agent_cmd))
         finally:
             ctx.cleanup.close()

@@ -43,7 +43,7 @@ class DrillResult:
     incidents: tuple[dict[str, Any], ...]
     invariants: tuple[dict[str, str], ...]
     funds: dict[str, int]  # at_risk_wei, gas_wei, swept_wei, lost_wei, ... (see checks.invariants.Money); only at_risk_wei when funds_error
-    escrows: dict[str, int]  # opened, proven, expired
+    escrows: dict[str, int]  # opened, proven, expired, missed_deadlines (the agent's deadlines that passed)
     gas_spent_wei: int | None  # None when the funds could not be read
     harness_overhead_s: float  # setup + teardown of the world
     duration_s: float
@@ -61,6 +61,9 @@ class DrillResult:
     #: AGENT_PROFILE the agent was started with ("drill": compressed intervals; "production": real time)
     agent_profile: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the seconds each stage was held to (detect_s, contain_s, recover_s; None: not asserted), with
+    #: deadline_misses and scale; empty in a result made before the engine recorded it
+    budgets_applied: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -31,6 +31,7 @@ from harness.observe.alerts import AlertSink
 from harness.observe.chainwatch import ChainWatcher
 from harness.observe.health import HealthPoller
 from harness.observe.timeline import Timeline
+from harness.runtime.limits import AgentLimits
 from harness.runtime.supervisor import AgentRuntime, RestartPolicy
 from harness.safety import check_loopback_url
 from harness.workload import Workload, WorkloadSettings
@@ -49,6 +50,7 @@ class WorldSettings:
     hot_tokens: int = 100 * 10**18
     workload: WorkloadSettings = field(default_factory=WorkloadSettings)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
+    limits: AgentLimits = field(default_factory=AgentLimits)
     allow_remote: bool = False
     use_proxy: bool = True
 
@@ -251,7 +253,8 @@ def _populate(ctx: DrillContext, session: Any, settings: WorldSettings, owner: a
 
     ctx.agent_env = agent_environment(ctx, settings.agent_env)
     runtime = AgentRuntime(settings.agent_cmd, env=ctx.agent_env, timeline=timeline,
-                           output_path=ctx.run_dir / "agent-output.log", policy=settings.restart)
+                           output_path=ctx.run_dir / "agent-output.log", policy=settings.restart,
+                           limits=settings.limits, watch=[k.lower().removeprefix("0x") for k in ctx.secrets])
     ctx.agent = runtime
     runtime.start()
     ctx.cleanup.callback(runtime.stop)

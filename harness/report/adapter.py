@@ -2,13 +2,15 @@
 
 The engine measures on the harness's monotonic clock; reports show wall time and times relative to
 the injection. The offset between the two clocks is read from the timeline (every event carries
-both). Fault parameters, phases, reassigned escrows and the value at risk are read from the
-timeline too; nothing here judges the drill, it only rearranges what the engine recorded.
+both). Fault parameters, phases and reassigned escrows are read from the timeline too; the budgets
+each stage was held to, the missed deadlines and the value at risk are the engine's own fields
+(``budgets_applied``, ``escrows["missed_deadlines"]``, ``funds["at_risk_wei"]``). Nothing here
+judges the drill or computes a figure again; it only rearranges what the engine recorded. A result
+recorded before a field existed gets a plain default (noted at each place), never a re-derivation.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,7 +26,6 @@ _PHASE_OF_CATEGORY = {
     "not_steady": "steady state", "missed_detection": "detect", "late_containment": "contain",
     "no_recovery": "recover", "invariant_broken": "verify",
 }
-_MISSED_RE = re.compile(r"^(\d+) missed")
 
 
 def _respond(timeline: Sequence[Mapping[str, Any]]) -> tuple[float | None, str | None]:
@@ -82,24 +83,6 @@ def _incidents(raw: Sequence[Mapping[str, Any]], offset: float, origin: float) -
     return tuple(out)
 
 
-def _value_at_risk(timeline: Sequence[Mapping[str, Any]], t0: float | None) -> int:
-    """ETH the agent's hot wallet held at the injection (0 when nothing was injected or seen)."""
-    if t0 is None:
-        return 0
-    hot = next((str(e["data"].get("hot")) for e in timeline if e.get("kind") == "world.funded"), None)
-    if hot is None:
-        return 0
-    held = 0
-    for e in timeline:
-        if float(e["t"]) > t0:
-            break
-        if e.get("kind") == "chain.balances":
-            entry = (e.get("data") or {}).get("balances", {}).get(hot)
-            if isinstance(entry, Mapping) and isinstance(entry.get("eth"), int):
-                held = entry["eth"]
-    return max(held, 0)
-
-
 def _phases(timeline: Sequence[Mapping[str, Any]], origin: float, start: float, end: float,
             category: str | None, message: str | None) -> tuple[Phase, ...]:
     def first(kind: str) -> float | None:
@@ -150,33 +133,29 @@ def _phases(timeline: Sequence[Mapping[str, Any]], origin: float, start: float, 
     return tuple(sorted(phases, key=lambda p: p.start_rel_s))
 
 
-_STAGES = (("detect", "drill.detected", "missed_detection"), ("contain", "drill.contained", "late_containment"),
-           ("recover", "drill.recovered", "no_recovery"))
-_WITHIN_RE = re.compile(r"within (\d+(?:\.\d+)?) s")
+_STAGE_EVENTS = (("detect", "drill.detected"), ("contain", "drill.contained"), ("recover", "drill.recovered"))
 
 
-def _budgets_used(timeline: Sequence[Mapping[str, Any]], configured: Mapping[str, Any], category: str | None,
-                  message: str | None) -> Budgets:
-    """The budget of each stage the drill asserted; None for a stage it never asserted.
+def _budgets(result: Any, timeline: Sequence[Mapping[str, Any]], category: str | None) -> Budgets:
+    """The budget each stage was held to, as the engine recorded it (``DrillResult.budgets_applied``).
 
-    A stage that held records an event (its ``within`` when the engine says it); a stage that failed
-    names its limit in the failure message ("... within 5.0 s ..."); otherwise the configured budget.
+    A result recorded before that field existed: the ``within`` of each stage's phase event, else
+    the configured budget for a stage that held or failed, None for one never asserted; with the
+    configured allowance and scale.
     """
+    applied = dict(getattr(result, "budgets_applied", None) or {})
+    if applied:
+        return Budgets(detect_s=applied.get("detect_s"), contain_s=applied.get("contain_s"),
+                       recover_s=applied.get("recover_s"), deadline_misses=applied.get("deadline_misses"),
+                       scale=float(applied.get("scale", 1.0)))
+    configured = dict(result.budget or {})
     values: dict[str, float | None] = {}
-    measured_keys = {"detect": "mttd", "contain": "time_to_contain", "recover": "mttr"}
-    for stage, kind, failed_category in _STAGES:
+    for stage, kind in _STAGE_EVENTS:
         ev = next((e for e in timeline if e.get("kind") == kind), None)
-        value: float | None = None
-        if ev is not None:
-            data = ev.get("data") or {}
-            within, measured = data.get("within"), data.get(measured_keys[stage])
-            value = float(within) if isinstance(within, (int, float)) else configured.get(stage)
-            if not isinstance(within, (int, float)) and isinstance(measured, (int, float)) and value is not None and measured > value:
-                value = None  # the stage held beyond the configured budget: the scenario set its own, unrecorded, limit
-        elif category == failed_category:
-            m = _WITHIN_RE.search(message or "")
-            value = float(m.group(1)) if m else configured.get(stage)
-        values[f"{stage}_s"] = None if value is None else float(value)
+        within = (ev.get("data") or {}).get("within") if ev is not None else None
+        if not isinstance(within, (int, float)) and (ev is not None or _PHASE_OF_CATEGORY.get(category or "") == stage):
+            within = configured.get(stage)
+        values[f"{stage}_s"] = float(within) if isinstance(within, (int, float)) else None
     return Budgets(**values, deadline_misses=configured.get("deadline_misses"), scale=float(configured.get("scale", 1.0)))
 
 
@@ -186,8 +165,8 @@ def _probe_ids(timeline: Sequence[Mapping[str, Any]]) -> set[str]:
             if e.get("kind") == "drill.probe" and (e.get("data") or {}).get("incident_id")}
 
 
-def _funds(result: Any, money: Mapping[str, Any], timeline: Sequence[Mapping[str, Any]]) -> Funds:
-    at_risk = _value_at_risk(timeline, result.t0)
+def _funds(result: Any, money: Mapping[str, Any]) -> Funds:
+    at_risk = int(money.get("at_risk_wei", 0))  # recorded by the engine (0 in a result made before it was)
     error = getattr(result, "funds_error", None)
     if error:  # unknown, not zero
         return Funds(at_risk_wei=at_risk, lost_wei=None, swept_wei=None, attacker_wei=None, gas_wei=None, error=str(error))
@@ -208,16 +187,11 @@ def record_from_result(result: Any, *, agent_log: str | None = None, expected_se
         category = "failed"
     extra = dict(getattr(result, "extra", {}) or {})
     severity = expected_severity or extra.get("expected_severity")
-    budget = _budgets_used(timeline, dict(result.budget or {}), category, result.message)
+    budget = _budgets(result, timeline, category)
     money = dict(result.funds or {})
     escrows = dict(result.escrows or {})
-    missed = escrows.get("missed_deadlines")
-    if missed is None:
-        missed = escrows.get("expired", 0)
-        for inv in result.invariants:
-            m = _MISSED_RE.match(str(inv.get("message", "")))
-            if inv.get("name") == "deadlines missed within allowance" and m:
-                missed = int(m.group(1))
+    # recorded by the engine; a result made before it was: the expired escrows, the deadlines known to have passed
+    missed = escrows.get("missed_deadlines", escrows.get("expired", 0))
     reassigned = sum(1 for e in timeline if e.get("kind") == "escrow.reassigned")
     policy = dict(result.policy or {})
     return DrillRecord(
@@ -234,7 +208,7 @@ def record_from_result(result: Any, *, agent_log: str | None = None, expected_se
         incidents=_incidents([i for i in result.incidents if i.get("incident_id") not in _probe_ids(timeline)], offset, origin),
         invariants=tuple(InvariantRecord(name=str(i["name"]), verdict=str(i["verdict"]), message=str(i.get("message", "")))
                          for i in result.invariants),
-        funds=_funds(result, money, timeline),
+        funds=_funds(result, money),
         escrows=Escrows(opened=int(escrows.get("opened", 0)), proven=int(escrows.get("proven", 0)),
                         expired=int(escrows.get("expired", 0)), missed_deadlines=int(missed), reassigned=reassigned),
         harness_overhead_s=result.harness_overhead_s,

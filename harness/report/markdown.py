@@ -202,6 +202,9 @@ def _key_events(d: DrillRecord) -> list[tuple[float, str]]:
         elif e.kind in keep:
             extra = e.source.removeprefix("fault:") if e.kind.startswith("fault.") else ""
             out.append((e.rel_s, keep[e.kind] + (f" ({extra})" if extra else "")))
+        elif e.kind == "contract.violation" and e.data.get("what"):
+            out.append((e.rel_s, f"contract violation ({e.source}): {e.data.get('what')}, "
+                                 f"count {e.data.get('count')}: {_cell('; '.join(map(str, e.data.get('problems') or ())), 160)}"))
         elif e.kind == "alert":
             data = e.data
             out.append((e.rel_s, f"alert {data.get('incident_id')} {data.get('kind')} {data.get('severity')} "

@@ -17,9 +17,9 @@ from harness.runtime.supervisor import AgentRuntime, RestartPolicy
 FAST = RestartPolicy(initial_backoff=0.05, max_backoff=0.2, healthy_after=60, max_restarts=3)
 
 
-def runtime(tmp_path: Path, code: str, policy: RestartPolicy = FAST) -> AgentRuntime:
+def runtime(tmp_path: Path, code: str, policy: RestartPolicy = FAST, boundary: str = "auto") -> AgentRuntime:
     return AgentRuntime([sys.executable, "-c", code], env=dict(os.environ), timeline=Timeline(),
-                        output_path=tmp_path / "out.log", policy=policy)
+                        output_path=tmp_path / "out.log", policy=policy, boundary=boundary)
 
 
 def proc_state(pid: int) -> str:
@@ -132,7 +132,7 @@ def test_stop_reclaims_the_whole_process_group(tmp_path: Path) -> None:
         "print(child.pid, flush=True)\n"
         "time.sleep(60)\n"
     )
-    rt = runtime(tmp_path, code)
+    rt = runtime(tmp_path, code, boundary="group")  # the child prints its pid as the host numbers it
     rt.start()
     try:
         assert rt.timeline.wait_for(lambda e: False, timeout=0.05) is None

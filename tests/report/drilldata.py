@@ -98,7 +98,7 @@ def wallet_compromise(*, late: bool = False, output: str | None = None, scenario
         invariants=({"name": "funds accounted for", "verdict": "passed", "message": "gas 0.001 ETH, swept 3.9 ETH"},
                     {"name": "deadlines missed within allowance", "verdict": "failed" if late else "passed",
                      "message": f"1 missed (1 expired, 0 overdue), allowance {0 if late else 1}"}),
-        funds={"gas_wei": 10**15, "swept_wei": 39 * 10**17, "lost_wei": 10**18, "unexplained_wei": 0},
+        funds={"gas_wei": 10**15, "swept_wei": 39 * 10**17, "lost_wei": 10**18, "unexplained_wei": 0, "at_risk_wei": 5 * 10**18},
         escrows={"opened": 3, "proven": 1, "expired": 1}, gas_spent_wei=10**15, harness_overhead_s=1.5,
         duration_s=round(events[-1].t - t_start + 0.5, 3), timeline=tuple(e.to_json(t0) for e in events),
         agent_output=output, agent_cmd=("python", "-m", "reference_agent"), restarts=0, alert_duplicates=1,

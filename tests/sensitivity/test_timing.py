@@ -5,8 +5,10 @@ instead each runs the chain-stall drill beside the sound agent in the same sessi
 
 * ``slow_resume`` idles 5 s longer before resuming after the heal: its recovery must come at least
   4 s later (it comes later still: the escrows that waited are then worked off by the ramp);
-* ``early_resolve`` claims ``resolved`` as soon as it detects: its recovery must not come earlier
-  than the sound agent's, and the early claim is recorded as a finding.
+* ``early_resolve`` claims ``resolved`` as soon as it detects, before the heal: its recorded
+  recovery still comes after the heal (read from the chain), and the early claim is recorded as a
+  finding. (Compared with the sound agent's it does not shrink either, but the sound agent's own
+  spread, 0.4 to 2.6 s after the heal, is too wide to assert that in one run.)
 """
 
 from __future__ import annotations
@@ -22,9 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import sensitivity
 
 pytestmark = [pytest.mark.slow, pytest.mark.sensitivity]
-
-NOISE_S = 1.0  # run-to-run spread of the chain-stall recovery on this machine (measured: 0.5-2.4 s after the heal)
-
 
 @pytest.fixture(scope="module")
 def timings(pytestconfig: pytest.Config, summary_lines: list[str]) -> dict[str | None, sensitivity.Timing]:
@@ -52,13 +51,12 @@ def test_slow_resume_moves_the_recorded_recovery_later(timings: dict[str | None,
 
 
 def test_an_early_resolved_claim_does_not_shorten_the_recorded_recovery(timings: dict[str | None, sensitivity.Timing]) -> None:
-    sound, early = timings[None], timings["early_resolve"]
+    early = timings["early_resolve"]
     assert early.status == "passed", early
-    assert sound.after_heal is not None and early.after_heal is not None and early.mttr is not None
-    assert early.after_heal >= sound.after_heal - NOISE_S, (
-        f"early_resolve recovered {sound.after_heal - early.after_heal:.2f} s sooner than the sound agent"
-    )
-    assert early.claimed_resolved is not None and early.claimed_resolved < early.mttr - 1.0, (
-        f"the early claim (+{early.claimed_resolved} s) should be well before the recovery seen on chain (+{early.mttr} s)"
+    assert early.mttr is not None and early.since is not None and early.claimed_resolved is not None
+    # the claim came before the heal, while the chain was still stalled; recovery is still read after the heal
+    assert early.claimed_resolved < early.since <= early.mttr, (
+        f"early_resolve claimed resolved at +{early.claimed_resolved} s; the heal was at +{early.since} s and the "
+        f"recorded recovery at +{early.mttr} s: the recovery must not come before the heal, whatever was claimed"
     )
     assert "claim_ahead_of_evidence:resolved" in early.findings, early.findings
