@@ -29,7 +29,7 @@ from harness.checks.budgets import POLICY, Budget, PolicyTargets
 from harness.checks.metrics import compute, first_alert, incidents, without_probe_alerts
 from harness.checks.recovery import Recovery, latency_band, recovery
 from harness.drill.context import DrillContext
-from harness.drill.predicates import Predicate, Probe, ProxyCounts, Seen, fmt_eth, latest_since, proxy_counts
+from harness.drill.predicates import Predicate, Probe, ProxyCounts, Seen, agent_sends, fmt_eth, latest_since, proxy_counts
 from harness.drill.result import DrillResult
 from harness.errors import (
     AgentStartError,
@@ -193,7 +193,6 @@ class Drill:
 
     def _probe(self) -> Probe:
         return Probe(ctx=self.ctx, since=self.t0 if self.t0 is not None else self.t_start,
-                     traffic_at_since=self._proxy_at_t0.received if self._proxy_at_t0 else {},
                      proxy_at_since=self._proxy_at_t0, fault=self.faults[-1] if self.faults else None)
 
     def _scrub(self, text: str) -> str:
@@ -334,12 +333,8 @@ class Drill:
         w = self.ctx.watcher
         if w is not None:
             escrow = self.ctx.deployment.escrow.lower()
-            attackers = {a.lower() for a in self.ctx.attacker_addresses}
-            agents = set(self.ctx.agent_addresses)
             by_hash = {t.hash.lower(): t for t in w.agent_txs(t0)}
-            for send in w.sends(t0):
-                if send.sender not in agents or send.hash in self.ctx.harness_txs or send.to in attackers:
-                    continue
+            for send in agent_sends(self.ctx, t0):
                 tx = by_hash.get(send.hash)
                 if send.to == escrow and (tx is None or tx.method == "submitProof"):
                     continue  # routine work (or not yet mined, so not known to be anything else)
@@ -353,12 +348,18 @@ class Drill:
                 found.append((s.acted, p.name))
         return min(found) if found else None
 
+    def _claims(self) -> dict[str, float]:
+        """The agent's account of the drill's incident: each status -> arrival of its first alert (harness time)."""
+        claims: dict[str, float] = {}
+        if self.incident_id is not None:
+            for e in self.ctx.timeline.events("alert"):
+                if e.data.get("incident_id") == self.incident_id:
+                    claims.setdefault(str(e.data.get("status")), e.t)
+        return claims
+
     def _claim_t(self, status: str) -> float | None:
         """Arrival time of the first alert of the drill's incident with ``status`` (the agent's claim)."""
-        if self.incident_id is None:
-            return None
-        return next((e.t for e in self.ctx.timeline.events("alert")
-                     if e.data.get("incident_id") == self.incident_id and e.data.get("status") == status), None)
+        return self._claims().get(status)
 
     def _note_claim_ahead(self, status: str, measured_t: float, what: str) -> None:
         """Record (not judge) a claim of the agent that came before the harness's own evidence."""
@@ -471,11 +472,7 @@ class Drill:
         if self.t0 is not None and self.incident_id is not None:
             # the agent's own account of its incident, beside the times the harness measured:
             # the first arrival of each status, seconds from t0 (absent: not claimed during the drill)
-            claims: dict[str, float] = {}
-            for e in events:
-                if e.kind == "alert" and e.data.get("incident_id") == self.incident_id:
-                    claims.setdefault(str(e.data.get("status")), round(e.t - self.t0, 3))
-            out["claims"] = claims
+            out["claims"] = {status: round(t - self.t0, 3) for status, t in self._claims().items()}
         return out
 
     def _at_risk(self, events: list[Any]) -> int:

@@ -9,7 +9,7 @@ times against a ``Probe``; it may keep state between evaluations (a quiet window
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from harness.drill.context import DrillContext
 
 __all__ = [
-    "Probe", "Seen", "Predicate", "latest_since", "fmt_eth", "proxy_traffic", "proxy_counts", "ProxyCounts", "sends_on",
+    "Probe", "Seen", "Predicate", "latest_since", "fmt_eth", "agent_sends", "proxy_counts", "ProxyCounts", "sends_on",
     "backlog_at_least", "one_proof_at_a_time",
     "swept_to_cold_wallet", "allowance_revoked", "new_address_announced", "key_retired", "no_outgoing_from",
     "traffic_on", "failed_over", "proofs_landing", "halted", "in_mode", "silent_while", "pending_queue_drained",
@@ -69,19 +69,12 @@ def proxy_counts(api_url: str | None) -> ProxyCounts | None:
     return ProxyCounts(received, calls)
 
 
-def proxy_traffic(api_url: str | None) -> dict[str, float]:
-    """Bytes received by each proxy so far ({} when the counters cannot be read)."""
-    counts = proxy_counts(api_url)
-    return counts.received if counts is not None else {}
-
-
 @dataclass
 class Probe:
     """What a predicate may read: the world, and the moment the fault under test was injected."""
 
     ctx: DrillContext
     since: float  # harness time of the injection (or of the drill's start)
-    traffic_at_since: dict[str, float] = field(default_factory=dict)
     #: the proxy's counters at ``since``; None when they could not be read then (no baseline)
     proxy_at_since: ProxyCounts | None = None
     fault: Any = None
@@ -139,12 +132,12 @@ def _agent_outgoing(probe: Probe, address: str, since: float) -> list[Any]:
     ]
 
 
-def _agent_sends(probe: Probe, since: float) -> list[Any]:
+def agent_sends(ctx: DrillContext, since: float) -> list[Any]:
     """What the agent sent since ``since`` (pool or chain), without the harness's own and the attacker's."""
-    attackers = {a.lower() for a in probe.ctx.attacker_addresses}
-    agents = set(probe.ctx.agent_addresses)
-    return [s for s in probe.watcher.sends(since)
-            if s.sender in agents and s.hash not in probe.ctx.harness_txs and s.to not in attackers]
+    attackers = {a.lower() for a in ctx.attacker_addresses}
+    agents = set(ctx.agent_addresses)
+    return [s for s in ctx.watcher.sends(since)
+            if s.sender in agents and s.hash not in ctx.harness_txs and s.to not in attackers]
 
 
 class swept_to_cold_wallet(Predicate):
@@ -419,7 +412,7 @@ class silent_while(Predicate):
         now = clock.now()
         if claims and self._claimed_at is None:
             self._claimed_at = now
-        txs = _agent_sends(probe, probe.since)
+        txs = agent_sends(probe.ctx, probe.since)
         last = max((tx.t for tx in txs), default=probe.since)
         during = [tx for tx in txs if self._claimed_at is not None and tx.t >= self._claimed_at]
         # quiet counts from the later of the last send and the first claim: silence before the
