@@ -1,5 +1,5 @@
 # The two commands of the README, the setup they share, and the longer runs.
-.PHONY: setup drills test drills-anvil sensitivity bench
+.PHONY: setup drills test drills-anvil drills-docker image sensitivity bench
 
 setup:
 	@scripts/setup.sh
@@ -9,13 +9,22 @@ drills: setup
 	.venv/bin/pytest -m drill
 
 # The whole test suite: the harness's own tests, chain parity on both backends, the drills on pyevm,
-# and the sensitivity of the drills (every defect variant of the reference agent caught).
+# the sensitivity of the drills (every defect variant of the reference agent caught) and the Docker
+# runtime (tests/runtime/test_docker_runtime.py: needs dockerd, see scripts/dockerd.sh).
 test: setup
 	.venv/bin/pytest
 
 # The drills on anvil.
 drills-anvil: setup
 	.venv/bin/pytest -m drill --chain anvil
+
+# The reference agent as a Docker image, built from this machine's files (no registry): needs dockerd.
+image: setup
+	.venv/bin/drill image reference
+
+# The drills against the reference agent's image, under the Docker runtime.
+drills-docker: image
+	.venv/bin/pytest -m drill --agent-image agent-drills/reference-agent:$$(.venv/bin/python -c 'import harness; print(harness.__version__)')
 
 # Every defect variant of the reference agent against the drills aimed at it; prints the table.
 sensitivity: setup

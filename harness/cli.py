@@ -4,6 +4,8 @@
     drill proxy   serve the Toxiproxy-compatible fault proxy standalone
     drill report  show and build reports of past runs
     drill check   judge a stored run again from its recorded history
+    drill init    write a starter drills.toml and an example drill into the current project
+    drill image   build the reference agent's Docker image from local files (no registry)
 
 Drills themselves run under pytest (``pytest -m drill``); this command is for everything around them.
 """
@@ -121,6 +123,32 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_image(args: argparse.Namespace) -> int:
+    """Build the reference agent's image and print its tag, size and build time."""
+    from pathlib import Path
+
+    from harness.image import build_reference_image
+
+    print(f"building {args.tag} from this machine's files (docker import, no registry) ...", flush=True)
+    built = build_reference_image(tag=args.tag, source=Path(args.source) if args.source else None)
+    print(f"image       {built.tag}  ({built.image_id[:19]})")
+    print(f"size        {built.size_bytes / 1024**2:.0f} MiB, {built.files} files and directories")
+    print(f"built in    {built.seconds:g} s")
+    print(f"drill it:   pytest -m drill --agent-image {built.tag}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write drills.toml and drills/test_my_drill.py here, then say what to run."""
+    from pathlib import Path
+
+    from harness.init import init_project, render_next_steps
+
+    written = init_project(Path.cwd(), agent_cmd=args.agent_cmd, force=args.force)
+    print("\n".join(render_next_steps(written, agent_cmd=args.agent_cmd)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drill",
@@ -167,6 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
                        "with the live verdicts. Exit 0: all agree; 1: one disagrees; 2: RUN_DIR is not a run.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, e.g. reports/<run-id>/ (holding summary.json)")
     p.set_defaults(func=cmd_check)
+
+    from harness.image import REFERENCE_IMAGE
+
+    p = sub.add_parser("image", help="build the reference agent's Docker image from local files",
+                       description="Build a Docker image on this machine without a registry: assemble a root "
+                       "filesystem from this Python installation, the packages the agent needs and its sources, "
+                       "then `docker import` it. Needs a running Docker daemon.")
+    p.add_argument("which", choices=("reference",), help="the image to build: reference (the reference agent)")
+    p.add_argument("--tag", default=REFERENCE_IMAGE, metavar="REPO:TAG", help=f"the image's name (default {REFERENCE_IMAGE})")
+    p.add_argument("--source", default=None, metavar="DIR",
+                   help="the reference agent's package directory (default: fixtures/reference_agent of this checkout)")
+    p.set_defaults(func=cmd_image)
+
+    p = sub.add_parser("init", help="write a starter drills.toml and an example drill into the current project",
+                       description="Write drills.toml (every budget key with its default, the agent command, the "
+                       "chain; commented) and drills/test_my_drill.py (an example drill of your own) into the current "
+                       "directory, then print the command to run. Existing files are left alone unless --force.")
+    p.add_argument("--agent-cmd", default=None, metavar="CMD",
+                   help='the command that starts your agent, written into drills.toml as agent_cmd (e.g. "python -m my_agent")')
+    p.add_argument("--force", action="store_true", help="overwrite drills.toml and drills/test_my_drill.py if they exist")
+    p.set_defaults(func=cmd_init)
     return parser
 
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from eth_account import Account
@@ -46,7 +47,7 @@ def artifact(name: str) -> Artifact:
     return Artifact(name=name, abi=raw["abi"], bytecode=raw["bytecode"], deployed_bytecode=raw["deployedBytecode"])
 
 
-def send_tx(w3: Web3, sender: DevAccount, tx: dict[str, Any], *, timeout: float = 30.0) -> Any:
+def send_tx(w3: Web3, sender: DevAccount, tx: Mapping[str, Any], *, timeout: float = 30.0) -> Any:
     """Sign ``tx`` with ``sender``'s key, send it raw, and wait for its receipt (raises if it reverted)."""
     tx = dict(tx)
     tx.setdefault("from", sender.address)

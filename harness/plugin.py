@@ -9,6 +9,7 @@ from __future__ import annotations
 pytest_plugins = [
     "harness.pytest_chain",  # --chain, --allow-remote, the session chain
     "harness.drill.pytest_plugin",  # --agent-cmd, --agent-env, budgets, the drill fixture
+    "harness.drill.catalogue",  # --drill-catalogue: the built-in drills, family and playbook markers
     "harness.report.pytest_plugin",  # --drill-report-dir, the regression gate, Allure
 ]
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from harness.drill.playbook_predicates import attacker_blocked, not_halted
-from harness.faults.auth import AuthAttack, control_request
+from harness.faults.auth import AuthAttack
+from harness.observe.control import control_request
 
 
 @pytest.mark.drill(playbook="unauthorized-access", incident="auth_failures", family="auth")

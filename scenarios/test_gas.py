@@ -18,7 +18,9 @@ from harness.drill.predicates import (
 from harness.faults.gas import GasSpike
 
 
-@pytest.mark.drill(playbook="stuck-transactions", incident="stuck_transactions", family="gas")
+# The spike climbs for a few blocks before anything can be stuck, and "stuck" takes 2 blocks.
+@pytest.mark.drill(playbook="stuck-transactions", incident="stuck_transactions", family="gas",
+                   budget={"detect": 10, "contain": 15})
 def test_gas_spike_stuck_transactions_replaced_with_fee_bump(drill):
     drill.steady_state()
     drill.inject(GasSpike(base_fee_gwei=60, growth=3.0, block_time=1.0))
@@ -30,7 +32,9 @@ def test_gas_spike_stuck_transactions_replaced_with_fee_bump(drill):
     drill.verify()
 
 
-@pytest.mark.drill(playbook="stuck-transactions", incident="stuck_transactions", family="gas")
+# The spike climbs for a few blocks before anything can be stuck, and "stuck" takes 2 blocks.
+@pytest.mark.drill(playbook="stuck-transactions", incident="stuck_transactions", family="gas",
+                   budget={"detect": 10, "contain": 15})
 def test_gas_spike_replacement_bumps_cap_and_tip_by_ten_percent(drill):
     # Whatever the node accepts (anvil takes +1 wei), every replacement must raise both the fee cap
     # and the tip by at least 10% (geth's rule); a bump that only follows the base fee fails on the tip.

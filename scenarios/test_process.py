@@ -16,7 +16,9 @@ from harness.drill.playbook_predicates import no_work_lost
 from harness.drill.predicates import no_nonce_gap, proofs_landing, restarted, silent_while
 from harness.faults.process import CrashLoop, ProcessKill
 
-process_crash = pytest.mark.drill(playbook="process-crash", incident="process_crash", family="process")
+# The agent is restarted: detection waits for the new process to start (4-5 s on a busy machine).
+process_crash = pytest.mark.drill(playbook="process-crash", incident="process_crash", family="process",
+                                  budget={"detect": 10, "contain": 15})
 
 
 @process_crash
@@ -36,7 +38,10 @@ def test_process_killed_restarts_without_duplicate_or_lost_work(drill):
     drill.verify()  # no escrow proven or proof attempted twice
 
 
-@pytest.mark.drill(playbook="process-crash", incident="crash_loop", family="process")
+# Four lives, the supervisor's backoff between them, then the agent's own start; down or in safe mode
+# for ~15 s, so escrows opened meanwhile may expire.
+@pytest.mark.drill(playbook="process-crash", incident="crash_loop", family="process",
+                   budget={"detect": 15, "contain": 15, "deadline_misses": 20})
 def test_crash_loop_enters_safe_mode(drill):
     drill.steady_state()
     drill.inject(CrashLoop(starts=4, after=0.5))  # the first life killed is a long one

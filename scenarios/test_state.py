@@ -12,7 +12,9 @@ from harness.drill.playbook_predicates import no_work_lost
 from harness.drill.predicates import no_nonce_gap, proofs_landing, restarted
 from harness.faults.state import StateCorruption, StateLoss
 
-backup_restore = pytest.mark.drill(playbook="backup-restore", incident="state_corruption", family="state")
+# The agent is restarted: detection waits for the new process to start (4-5 s on a busy machine).
+backup_restore = pytest.mark.drill(playbook="backup-restore", incident="state_corruption", family="state",
+                                   budget={"detect": 10, "contain": 15})
 
 
 @backup_restore

@@ -19,6 +19,10 @@ CHAIN_TEST = textwrap.dedent(
 
     def test_holds_a_chain(chain):
         Path(os.environ["MARK_FILE"]).write_text(f"{chain.rpc_url}\\n{chain.backend}")
+        go = Path(os.environ["GO_FILE"])  # the outer test has seen the chain's process: now end as told
+        deadline = time.monotonic() + 30
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
         {body}
     """
 )
@@ -74,8 +78,8 @@ def test_chain_is_reclaimed(tmp_path: Path, backend: str, outcome: str) -> None:
     }[outcome]
     test_file = tmp_path / "test_inner.py"
     test_file.write_text(CHAIN_TEST.replace("{body}", body))
-    mark = tmp_path / "mark"
-    env = {**os.environ, "MARK_FILE": str(mark)}
+    mark, go = tmp_path / "mark", tmp_path / "go"
+    env = {**os.environ, "MARK_FILE": str(mark), "GO_FILE": str(go)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--chain={backend}", str(test_file)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -87,6 +91,7 @@ def test_chain_is_reclaimed(tmp_path: Path, backend: str, outcome: str) -> None:
         assert mark.exists(), f"the inner run never got a chain: {proc.communicate(timeout=30)[0]}"
         url, _ = mark.read_text().split("\n")
         our_anvils = _anvils_on_port(_port_of(url)) if backend == "anvil" else set()
+        go.write_text("")
         assert backend != "anvil" or our_anvils, "could not find the inner run's anvil process"
         if outcome == "interrupt":
             proc.send_signal(signal.SIGINT)

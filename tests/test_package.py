@@ -1,14 +1,15 @@
 """agent-drills installs as a package: console script, pytest plugin, contract artifacts.
 
 Installs the checkout with pip into a fresh virtual environment (not editable, so only what the
-package ships is there) and uses it from outside the checkout, as a user's repository would.
+package ships is there) and uses it from outside the checkout, as a user's repository would
+(the environment comes from tests/conftest.py; tests/test_install.py drills an agent with it).
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import venv
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,14 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    env_dir = tmp_path_factory.mktemp("venv")
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    py = env_dir / "bin" / "python"
-    out = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(ROOT)],
-                         capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return env_dir
+def installed(installed_checkout: Path) -> Path:
+    """The virtual environment of tests/conftest.py (shared with tests/test_install.py)."""
+    return installed_checkout
 
 
 @pytest.mark.slow
@@ -52,3 +48,15 @@ def test_pip_install_ships_the_contract_artifacts(installed: Path, tmp_path: Pat
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) > 10
     assert sys.version_info >= (3, 11)
+
+
+def test_every_package_of_harness_is_listed_for_the_build() -> None:
+    """pyproject.toml lists the packages (two ship from directories of another name): none may be forgotten."""
+    from setuptools import find_namespace_packages
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set(find_namespace_packages(str(ROOT), include=["harness", "harness.*"], exclude=["*__pycache__*"]))
+    listed = set(tool["packages"])
+    assert found - listed == set(), f"add to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"
+    assert listed - found == {"agent_drills_catalogue", "reference_agent"}
+    assert tool["package-dir"] == {"agent_drills_catalogue": "scenarios", "reference_agent": "fixtures/reference_agent"}

@@ -10,11 +10,11 @@ from harness import vocabulary as v
 from harness.checks import invariants
 from harness.drill import result
 from harness.observe import alerts
-from harness.report import model
+from harness.record import model
 
 
 def _schema() -> dict:
-    return json.loads(resources.files("harness.report").joinpath("schema/summary.schema.json").read_text())
+    return json.loads(resources.files("harness.record").joinpath("schema/summary.schema.json").read_text())
 
 
 def test_the_schema_enums_are_the_vocabulary() -> None:

@@ -1,6 +1,15 @@
 """Drill budgets (what CI asserts on a local chain) and the policy targets beside them.
 
-Config lives in ``[tool.drills]`` of pyproject.toml or in ``drills.toml`` (top level) in the rootdir::
+A drill's budget is built in layers, each overriding the keys it sets:
+
+1. the defaults of ``Budget`` below;
+2. the project's ``[tool.drills]`` top-level keys (every drill);
+3. the drill's own ``@pytest.mark.drill(budget={...})``, what the drill needs beyond the defaults
+   (it travels with the drill, also in the installed catalogue);
+4. the project's ``[tool.drills.scenarios.<drill>]`` table, named after the drill's test function;
+
+then ``--drill-budget-scale`` multiplies the seconds. The project's config lives in ``[tool.drills]``
+of pyproject.toml or in ``drills.toml`` (top level) in the rootdir::
 
     [tool.drills]                      # defaults for every drill
     detect = 5                         # seconds from injection to the first matching alert
@@ -13,22 +22,22 @@ Config lives in ``[tool.drills]`` of pyproject.toml or in ``drills.toml`` (top l
     time_limit = 90                    # abort the drill after this many seconds
 
     [tool.drills.scenarios.test_primary_rpc_down_fails_over_to_backup]
-    deadline_misses = 1                # per-scenario override (test function name)
+    deadline_misses = 1                # per-drill override (test function name)
 
-Other keys of ``[tool.drills]`` (e.g. ``chain``) belong to other parts of the harness and are left alone.
+A scenario table that names no drill is refused (``DrillsConfig.check_scenarios``). Other keys of ``[tool.drills]`` (e.g. ``chain``) belong to other parts of the harness and are left alone.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, UnknownScenarioError
 
-__all__ = ["Budget", "PolicyTargets", "POLICY", "DrillsConfig", "load_config", "parse_config"]
+__all__ = ["Budget", "PolicyTargets", "POLICY", "DrillsConfig", "apply_budget", "load_config", "parse_config"]
 
 WEI_PER_ETH = 10**18
 
@@ -117,12 +126,42 @@ _BUDGET_KEYS = {f.name for f in fields(Budget)} - {"scale"}
 
 @dataclass(frozen=True, kw_only=True)
 class DrillsConfig:
+    """The project's budgets: defaults for every drill and per-drill tables (checked, as written)."""
+
     defaults: Budget = field(default_factory=Budget)
-    scenarios: Mapping[str, Budget] = field(default_factory=dict)
+    scenarios: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: str = "built-in defaults"
 
-    def budget_for(self, scenario: str, *, scale: float = 1.0) -> Budget:
-        return self.scenarios.get(scenario, self.defaults).scaled(scale)
+    def budget_for(self, scenario: str, *, drill: Mapping[str, Any] | None = None, scale: float = 1.0) -> Budget:
+        """The budget of ``scenario``: the project's defaults, then ``drill`` (the budget its marker
+        carries), then the project's table for it, each overriding the keys it sets; scaled last."""
+        budget = self.defaults
+        if drill:
+            budget = apply_budget(drill, budget, where=f"@pytest.mark.drill(budget=...) of {scenario}")
+        table = self.scenarios.get(scenario)
+        if table:
+            budget = apply_budget(table, budget, where=f"{self.source}.scenarios.{scenario}")
+        return budget.scaled(scale)
+
+    def check_scenarios(self, drills: Iterable[str]) -> None:
+        """Refuse a scenario table that names none of ``drills`` (the test function names known)."""
+        known = set(drills)
+        for name in self.scenarios:
+            if name in known:
+                continue
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.7)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownScenarioError(
+                f"{self.source}: [tool.drills.scenarios.{name}] names no drill{hint} (a scenario table takes the "
+                f"name of a drill's test function; `pytest -m drill --collect-only -q` lists them)"
+            )
+
+
+def apply_budget(table: Mapping[str, Any], base: Budget = Budget(), *, where: str) -> Budget:
+    """``base`` with the budget keys of ``table`` set; an unknown key or a bad value is a ConfigError naming ``where``."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} must be a table of budget keys (e.g. {{'detect': 10}}), got {table!r}")
+    return _budget_from(table, base, where, strict=True)
 
 
 def _budget_from(table: Mapping[str, Any], base: Budget, where: str, *, strict: bool) -> Budget:
@@ -156,11 +195,12 @@ def parse_config(table: Mapping[str, Any], *, source: str = "[tool.drills]") -> 
     scenarios_table = table.get("scenarios", {})
     if not isinstance(scenarios_table, Mapping):
         raise ConfigError(f"{source}.scenarios must be a table of tables ([tool.drills.scenarios.<test name>]), got {scenarios_table!r}")
-    scenarios: dict[str, Budget] = {}
+    scenarios: dict[str, Mapping[str, Any]] = {}
     for name, sub in scenarios_table.items():
         if not isinstance(sub, Mapping):
             raise ConfigError(f"{source}.scenarios.{name} must be a table of budget keys, got {sub!r}")
-        scenarios[name] = _budget_from(sub, defaults, f"{source}.scenarios.{name}", strict=True)
+        _budget_from(sub, defaults, f"{source}.scenarios.{name}", strict=True)  # checked now, applied per drill
+        scenarios[name] = dict(sub)
     return DrillsConfig(defaults=defaults, scenarios=scenarios, source=source)
 
 

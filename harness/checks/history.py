@@ -144,11 +144,11 @@ def load_run(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"{summary} is not valid JSON ({exc}); expected the summary a drill run writes") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("drills"), list):
         raise UsageError(f"{summary} is not a drill run's summary: expected a JSON object with a 'drills' list "
-                         "(see harness/report/schema/summary.schema.json)")
+                         "(see harness/record/schema/summary.schema.json)")
     for i, d in enumerate(doc["drills"]):
         if not isinstance(d, dict) or not isinstance(d.get("timeline"), list) or "status" not in d:
             raise UsageError(f"{summary}: drill #{i + 1} has no 'status' or no 'timeline' list, so it cannot be "
-                             "judged again (the summary must follow harness/report/schema/summary.schema.json)")
+                             "judged again (the summary must follow harness/record/schema/summary.schema.json)")
     return doc
 
 

@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.drill.predicates import fmt_eth
-
+from harness.units import fmt_eth
 from harness.vocabulary import FAILED, PASSED, SKIPPED, UNKNOWN, VERDICTS
 
 if TYPE_CHECKING:

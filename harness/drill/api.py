@@ -17,11 +17,10 @@ limit, value at risk) and aborts the drill when one is passed; cleanup runs rega
 from __future__ import annotations
 
 import difflib
+import json
 import time
 from collections.abc import Callable
 from typing import Any
-
-import requests
 
 from harness import clock
 from harness.checks import invariants as inv
@@ -29,7 +28,7 @@ from harness.checks.budgets import POLICY, Budget, PolicyTargets
 from harness.checks.metrics import compute, first_alert, incidents, without_probe_alerts
 from harness.checks.recovery import Recovery, latency_band, recovery
 from harness.drill.context import DrillContext
-from harness.drill.predicates import Predicate, Probe, ProxyCounts, Seen, agent_sends, fmt_eth, latest_since, proxy_counts
+from harness.drill.predicates import Predicate, Probe, ProxyCounts, Seen, agent_sends, latest_since, proxy_counts
 from harness.drill.result import DrillResult
 from harness.errors import (
     AgentStartError,
@@ -44,6 +43,8 @@ from harness.errors import (
 )
 from harness.faults.base import Fault
 from harness.observe.alerts import KINDS, SEVERITIES
+from harness.observe.control import control_request
+from harness.units import fmt_eth
 
 __all__ = ["Drill", "classify", "contained_at"]
 
@@ -473,6 +474,9 @@ class Drill:
             # the agent's own account of its incident, beside the times the harness measured:
             # the first arrival of each status, seconds from t0 (absent: not claimed during the drill)
             out["claims"] = {status: round(t - self.t0, 3) for status, t in self._claims().items()}
+        violations = self._violations()
+        if violations:
+            out["violations"] = violations
         return out
 
     def _at_risk(self, events: list[Any]) -> int:
@@ -486,30 +490,37 @@ class Drill:
 
     def probe_monitoring(self, *, timeout: float = 5.0) -> bool:
         """Report a manual incident through the operator API and wait for its alert (recorded)."""
-        url = self.ctx.control_url + "/operator/incident"
-        headers = {"Authorization": f"Bearer {self.ctx.operator_token}"}
         body = {"summary": "end-of-drill monitoring probe", "severity": "SEV-4"}
         deadline = clock.now() + timeout
         error = "no answer"
         while clock.now() < deadline:
             sent = clock.now()
             try:
-                resp = requests.post(url, json=body, headers=headers, timeout=2)
-                if resp.status_code == 201 and isinstance(resp.json(), dict) and resp.json().get("incident_id"):
-                    inc = str(resp.json()["incident_id"])
+                status, answer = control_request(self.ctx.control_url, "/operator/incident", token=self.ctx.operator_token,
+                                                 body=body, timeout=2.0)
+                if status == 201 and isinstance(answer, dict) and answer.get("incident_id"):
+                    inc = str(answer["incident_id"])
                     self._phase("drill.probe", ok=True, incident_id=inc, sent=sent)
                     got = self.ctx.timeline.wait_for(
                         lambda e, inc=inc: e.kind == "alert" and e.data.get("incident_id") == inc, max(0.5, deadline - clock.now())
                     )
                     return got is not None
-                error = f"HTTP {resp.status_code}: {resp.text[:200]}"
-                if resp.status_code not in (429, 503):
+                error = f"HTTP {status}: {json.dumps(answer)[:200]}"
+                if status not in (429, 503):
                     break
-            except (requests.RequestException, ValueError) as exc:
+            except OSError as exc:
                 error = f"{type(exc).__name__}"
             time.sleep(0.2)  # between retries of a refused probe, not a wait for a condition
         self._phase("drill.probe", ok=False, error=error)
         return False
+
+    def _violations(self) -> dict[str, int]:
+        """Every contract violation the harness saw, by what was done: the alert sink's (malformed, oversized,
+        over the rate, slow events) and the runtime's (processes escaped, output cut, direct connections)."""
+        out = {"alert sink": self.ctx.alerts.violations} if self.ctx.alerts and self.ctx.alerts.violations else {}
+        if self.ctx.agent is not None:
+            out.update(self.ctx.agent.violations)
+        return out
 
     def verify(self) -> list[inv.InvariantResult]:
         """Probe monitoring, then check every invariant; raise InvariantBroken naming each that failed or could not be checked.
@@ -619,7 +630,7 @@ class Drill:
             agent_output=str(self.ctx.agent.output_path) if self.ctx.agent else None,
             agent_cmd=agent_cmd, restarts=self.ctx.agent.restarts if self.ctx.agent else 0,
             alert_duplicates=self.ctx.alerts.duplicates if self.ctx.alerts else 0,
-            contract_violations=self.ctx.alerts.violations if self.ctx.alerts else 0,
+            contract_violations=sum(self._violations().values()),
             chain_backend=self.ctx.chain.backend, budget_scale=self.budget.scale, rerun=rerun,
             agent_profile=profile, extra=self._extra(events),
         )

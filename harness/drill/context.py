@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from harness.accounts import DevAccount
 from harness.chain.base import Chain
 from harness.contracts import Deployment
+from harness.errors import HarnessError
 from harness.observe.timeline import Timeline
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from harness.observe.alerts import AlertSink
     from harness.observe.chainwatch import ChainWatcher
     from harness.observe.health import HealthPoller
+    from harness.runtime.docker import DockerRuntime
     from harness.runtime.supervisor import AgentRuntime
     from harness.workload import Workload
 
@@ -50,7 +52,7 @@ class DrillContext:
     endpoints: dict[str, str] = field(default_factory=dict)  # role -> proxy name
     endpoint_urls: dict[str, str] = field(default_factory=dict)  # role -> URL the agent uses
     agent_env: dict[str, str] = field(default_factory=dict, repr=False)
-    agent: AgentRuntime | None = None
+    agent: AgentRuntime | DockerRuntime | None = None  # the process runtime or the Docker one (same interface)
     workload: Workload | None = None
     watcher: ChainWatcher | None = None
     health: HealthPoller | None = None
@@ -73,6 +75,13 @@ class DrillContext:
     @property
     def rpc_urls(self) -> list[str]:
         return list(self.endpoint_urls.values())
+
+    @property
+    def runtime(self) -> AgentRuntime | DockerRuntime:
+        """The agent's runtime, for faults that act on its process (an error before the world started it)."""
+        if self.agent is None:
+            raise HarnessError("the agent is not started: the world starts it before a fault can act on it")
+        return self.agent
 
     def note_harness_tx(self, tx_hash: str, actor: str = "attacker") -> None:
         """Faults call this for every transaction they sign with the agent's key."""

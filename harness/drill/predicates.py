@@ -16,25 +16,18 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import clock
+from harness.units import fmt_eth
 
 if TYPE_CHECKING:
     from harness.drill.context import DrillContext
 
 __all__ = [
-    "Probe", "Seen", "Predicate", "latest_since", "fmt_eth", "agent_sends", "proxy_counts", "ProxyCounts", "sends_on",
+    "Probe", "Seen", "Predicate", "latest_since", "agent_sends", "proxy_counts", "ProxyCounts", "sends_on",
     "backlog_at_least", "one_proof_at_a_time",
     "swept_to_cold_wallet", "allowance_revoked", "new_address_announced", "key_retired", "no_outgoing_from",
     "traffic_on", "failed_over", "proofs_landing", "halted", "in_mode", "silent_while", "pending_queue_drained",
     "no_nonce_gap", "replaced_with_fee_bump", "reverts_at_most", "healthy", "restarted",
 ]
-
-
-def fmt_eth(wei: int) -> str:
-    if wei == 0:
-        return "0 ETH"
-    if abs(wei) < 10**12:
-        return f"{wei} wei"
-    return f"{wei / 10**18:.4g} ETH"
 
 
 @dataclass(frozen=True)

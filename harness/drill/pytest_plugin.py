@@ -1,12 +1,16 @@
 """pytest wiring of the drill engine: options, the ``drill`` marker and the ``drill`` fixture.
 
-    @pytest.mark.drill(playbook="process-crash", incident="process_crash", family="process")
+    @pytest.mark.drill(playbook="process-crash", incident="process_crash", family="process",
+                       budget={"detect": 10})
     def test_killed_agent_restarts_and_reports_the_crash(drill): ...
 
-Options: ``--agent-cmd "python -m my_agent"`` (default: the ini value ``drill_agent_cmd``),
+Options: ``--agent-cmd "python -m my_agent"`` (default: ``agent_cmd`` in drills.toml / [tool.drills],
+else the ini value ``drill_agent_cmd``),
 ``--agent-env KEY=VALUE`` (repeatable; ini ``drill_agent_env`` gives defaults), and
 ``--drill-budget-scale F``. In the command and the environment values, ``{python}`` stands for the
-running interpreter and ``{rootdir}`` for pytest's rootdir.
+running interpreter and ``{rootdir}`` for pytest's rootdir. ``--agent-image IMAGE`` runs the agent as
+a container of a local image instead (``harness.runtime.docker``; ``--agent-runtime process|docker``
+says it explicitly); the image's command is used unless ``--agent-cmd`` is given on the command line.
 
 Mistakes are caught before any drill runs, each as a one-line ``pytest.UsageError``: at configure
 time a bad option (``--drill-budget-scale``, ``--agent-env``, an unsplittable ``--agent-cmd``) or drill
@@ -35,33 +39,47 @@ import pytest
 
 from harness import clock
 from harness.chain.base import BACKENDS
-from harness.checks.budgets import DrillsConfig, load_config
+from harness.checks.budgets import DrillsConfig, apply_budget, load_config
 from harness.config import config_source, load_drills_table, shadowed_source
 from harness.drill.api import Drill
 from harness.drill.result import DrillResult
 from harness.drill.world import WorldSettings, build_world
 from harness.errors import ConfigError, UsageError
 from harness.observe.timeline import Timeline
+from harness.record.build import record_from_result
+from harness.record.model import DrillRecord
 from harness.runtime.limits import parse_limits
 
-__all__ = ["DRILL_RESULT", "DRILL", "DrillOptions", "drill_options"]
+__all__ = ["DRILL_RESULT", "DRILL_RECORD", "DRILL", "DrillOptions", "drill_options", "drills_config"]
 
 DRILL_RESULT = pytest.StashKey[DrillResult]()
+#: the drill's record, built from the result when the drill ends: what every report renders
+DRILL_RECORD = pytest.StashKey[DrillRecord]()
 DRILL = pytest.StashKey[Drill]()
 _CALL_EXC = pytest.StashKey[BaseException | None]()
 _CONFIG = pytest.StashKey[DrillsConfig]()
+_TABLE_AGENT_CMD = pytest.StashKey[tuple[str, str] | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("drills", "agent-drills: the drill engine")
     group.addoption("--agent-cmd", dest="agent_cmd", default=None, metavar="CMD",
                     help='command that starts the agent under test, e.g. "python -m my_agent" (split like a shell, never run through one)')
+    group.addoption("--agent-image", dest="agent_image", default=None, metavar="IMAGE",
+                    help="run the agent as a container of this local Docker image (implies --agent-runtime docker; "
+                         "--agent-cmd, when given, replaces the image's command)")
+    group.addoption("--agent-runtime", dest="agent_runtime", choices=("process", "docker"), default=None,
+                    help="how the agent runs: process (default) or docker (default when --agent-image is given)")
     group.addoption("--agent-env", dest="agent_env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment variable for the agent (repeatable)")
     group.addoption("--drill-budget-scale", dest="drill_budget_scale", type=float, default=1.0, metavar="F",
                     help="multiply every drill budget and time limit by F (for slow machines; recorded in reports)")
     group.addoption("--agent-limit", dest="agent_limit", action="append", default=[], metavar="NAME=VALUE",
                     help="bound the agent: memory=4G, files=4096, processes=512, output=1M (0 lifts one; repeatable; "
+                         "recorded on agent.start)")
+    group.addoption("--agent-network", dest="agent_network", choices=("auto", "isolated", "host"), default="auto",
+                    help="the process runtime's agent network: isolated (a loopback-only namespace reaching only the "
+                         "contract's endpoints; needs root and nsenter), host, or auto (isolated when possible; "
                          "recorded on agent.start)")
     group.addoption("--drill-jsonl", dest="drill_jsonl", default=None, metavar="PATH",
                     help="append every drill's result to PATH as one JSON line (for scripts and benchmarks)")
@@ -73,17 +91,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "drill(playbook=None, incident=None, family=None): an incident-response drill; `incident` is the "
-        "expected incident kind, `playbook` and `family` label the report",
+        "drill(playbook=None, incident=None, family=None, budget=None): an incident-response drill; `incident` is "
+        "the expected incident kind, `playbook` and `family` label the report and become markers of their own "
+        "(-m \"drill and process_crash\"), `budget` is a dict of the budget keys the drill needs beyond the defaults",
     )
     # Runs before the chain plugin's configure, so a broken drills.toml is reported here, once, whether
     # or not --chain was given.
     try:
         config.stash[_CONFIG] = _load_checked_config(Path(config.rootpath))
+        config.stash[_TABLE_AGENT_CMD] = _table_agent_cmd(Path(config.rootpath))
         _agent_argv(config)
         _agent_env(config)
         _scale(config)
         parse_limits(config.getoption("agent_limit"))
+        _runtime(config)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -108,6 +129,19 @@ def _load_checked_config(rootdir: Path) -> DrillsConfig:
     return load_config(rootdir)
 
 
+def _table_agent_cmd(rootdir: Path) -> tuple[str, str] | None:
+    """``agent_cmd`` of drills.toml / [tool.drills] as (where, command), or None when it is not set."""
+    cmd = load_drills_table(rootdir).get("agent_cmd")
+    if cmd is None:
+        return None
+    source = config_source(rootdir)
+    where = "drills.toml" if source is not None and source.name == "drills.toml" else "[tool.drills] in pyproject.toml"
+    if not isinstance(cmd, str) or not cmd.strip():
+        raise ConfigError(f'{where}: agent_cmd must be the command that starts your agent as a string, e.g. '
+                          f'agent_cmd = "python -m my_agent", got {cmd!r}')
+    return where, cmd
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Check the selected drills' markers, and that there is an agent to drill, before anything runs."""
@@ -128,17 +162,30 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         more = f" (and {len(problems) - 1} more drill(s) with a bad marker)" if len(problems) > 1 else ""
         raise pytest.UsageError(problems[0] + more)
     try:
-        drill_options(config)
+        opts = drill_options(config)
     except UsageError as exc:
         raise pytest.UsageError(f"{len(drills)} drill(s) selected but {exc}") from None
+    if opts.agent_image and not config.option.collectonly:
+        # once, before any drill: a missing daemon or image would otherwise error every drill alike
+        from harness.errors import EnvironmentProblem
+        from harness.runtime.docker import check_image
+
+        try:
+            check_image(opts.agent_image)
+        except EnvironmentProblem as exc:
+            raise pytest.UsageError(f"{len(drills)} drill(s) selected but {exc}") from None
 
 
 def _check_marker(marker: pytest.Mark) -> None:
     if marker.args:
-        raise UsageError(f"@pytest.mark.drill takes keyword arguments only (playbook=, incident=, family=), got {marker.args!r}")
-    unknown = set(marker.kwargs) - {"playbook", "incident", "family"}
+        raise UsageError(f"@pytest.mark.drill takes keyword arguments only (playbook=, incident=, family=, budget=), "
+                         f"got {marker.args!r}")
+    unknown = set(marker.kwargs) - {"playbook", "incident", "family", "budget"}
     if unknown:
-        raise UsageError(f"@pytest.mark.drill got unknown argument(s) {sorted(unknown)}; it takes playbook, incident, family")
+        raise UsageError(f"@pytest.mark.drill got unknown argument(s) {sorted(unknown)}; it takes playbook, incident, "
+                         "family, budget")
+    if marker.kwargs.get("budget") is not None:
+        apply_budget(marker.kwargs["budget"], where="@pytest.mark.drill(budget=...)")  # a ConfigError names the key
     if marker.kwargs.get("incident") is not None:
         from harness.drill.api import check_kind
 
@@ -149,11 +196,39 @@ def _check_marker(marker: pytest.Mark) -> None:
 
 
 class DrillOptions:
-    def __init__(self, agent_cmd: list[str], agent_env: dict[str, str], scale: float, allow_remote: bool) -> None:
+    def __init__(self, agent_cmd: list[str], agent_env: dict[str, str], scale: float, allow_remote: bool,
+                 agent_image: str | None = None) -> None:
         self.agent_cmd = agent_cmd
         self.agent_env = agent_env
         self.scale = scale
         self.allow_remote = allow_remote
+        self.agent_image = agent_image  # None: the agent runs as a process
+
+    @property
+    def runtime(self) -> dict[str, Any]:
+        """How the agent runs, as the record names it."""
+        return {"kind": "docker", "image": self.agent_image} if self.agent_image else {"kind": "process", "image": None}
+
+
+def _runtime(config: pytest.Config) -> tuple[str, str | None]:
+    """("process", None) or ("docker", image), from --agent-runtime and --agent-image."""
+    image = config.getoption("agent_image")
+    kind = config.getoption("agent_runtime") or ("docker" if image else "process")
+    if image is not None and not str(image).strip():
+        raise UsageError("--agent-image is empty; give a local image, e.g. --agent-image agent-drills/reference-agent:<version> "
+                         "(build it with `drill image reference`)")
+    if kind == "docker" and not image:
+        raise UsageError("--agent-runtime docker needs --agent-image IMAGE (a local image; `drill image reference` "
+                         "builds the reference agent's)")
+    if kind == "process" and image:
+        raise UsageError(f"--agent-image {image} runs the agent under Docker, but --agent-runtime process was given; "
+                         "drop one of the two")
+    if kind == "docker" and config.getoption("agent_network") == "isolated":
+        raise UsageError("--agent-network isolated is for the process runtime; the Docker runtime's containers use the "
+                         "host's network (docs/sandbox.md); drop one of the two")
+    if kind == "process" and parse_limits(config.getoption("agent_limit")).cpus:
+        raise UsageError("--agent-limit cpus=... needs the Docker runtime (--agent-image IMAGE); a process gets no CPU quota")
+    return kind, image
 
 
 def _subst(text: str, config: pytest.Config) -> str:
@@ -166,10 +241,11 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def _agent_argv(config: pytest.Config) -> list[str] | None:
     """The agent command split into arguments, or None when none is configured."""
     given = config.getoption("agent_cmd")
-    raw_cmd = given or config.getini("drill_agent_cmd")
+    in_table = config.stash.get(_TABLE_AGENT_CMD, None)  # (where, command) from drills.toml / [tool.drills]
+    raw_cmd = given or (in_table[1] if in_table else None) or config.getini("drill_agent_cmd")
     if not raw_cmd or not str(raw_cmd).strip():
         return None
-    where = "--agent-cmd" if given else "the ini option drill_agent_cmd ="
+    where = "--agent-cmd" if given else f"{in_table[0]} agent_cmd =" if in_table else "the ini option drill_agent_cmd ="
     try:
         return [_subst(a, config) for a in shlex.split(str(raw_cmd))]
     except ValueError as exc:
@@ -204,10 +280,19 @@ def _scale(config: pytest.Config) -> float:
 
 
 def drill_options(config: pytest.Config) -> DrillOptions:
+    kind, image = _runtime(config)
+    if kind == "docker":
+        # The image's own command, unless --agent-cmd (on the command line, not the ini default) replaces it.
+        given = config.getoption("agent_cmd")
+        argv_or_none = _agent_argv(config) if given else None
+        return DrillOptions(argv_or_none or [], _agent_env(config), _scale(config),
+                            bool(getattr(config.option, "allow_remote", False)), agent_image=image)
     argv = _agent_argv(config)
     if argv is None:
         raise UsageError(
-            "no agent to drill: pass --agent-cmd \"python -m my_agent\" or set drill_agent_cmd in the pytest ini options"
+            "no agent to drill: pass --agent-cmd \"python -m my_agent\" (the agent as a process) or --agent-image IMAGE "
+            "(as a container), or set agent_cmd in drills.toml (`drill init` writes one) or drill_agent_cmd in the "
+            "pytest ini options"
         )
     if not argv:
         raise UsageError("--agent-cmd is empty after splitting; give the command that starts the agent")
@@ -217,7 +302,8 @@ def drill_options(config: pytest.Config) -> DrillOptions:
     return DrillOptions(argv, env, scale, allow_remote)
 
 
-def _config(config: pytest.Config) -> DrillsConfig:
+def drills_config(config: pytest.Config) -> DrillsConfig:
+    """The project's drill configuration (``drills.toml`` / ``[tool.drills]``), read once per run."""
     if _CONFIG not in config.stash:
         config.stash[_CONFIG] = load_config(Path(config.rootpath))
     return config.stash[_CONFIG]
@@ -246,11 +332,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _rerun(item: pytest.Item, opts: DrillOptions) -> str:
-    parts = ["pytest", item.nodeid, "--agent-cmd", shlex.join(opts.agent_cmd)]
+    from harness.drill.catalogue import rerun_selector
+
+    parts = ["pytest", *rerun_selector(item)]
+    if opts.agent_image:
+        parts += ["--agent-image", opts.agent_image]
+    if opts.agent_cmd:
+        parts += ["--agent-cmd", shlex.join(opts.agent_cmd)]
     for k, v in opts.agent_env.items():
         parts += ["--agent-env", f"{k}={v}"]
     for line in item.config.getoption("agent_limit"):
         parts += ["--agent-limit", line]
+    if item.config.getoption("agent_network") != "auto":
+        parts += ["--agent-network", item.config.getoption("agent_network")]
     chain = getattr(item.config.option, "chain", None)
     if chain:
         parts += ["--chain", str(chain)]
@@ -268,14 +362,16 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Drill]:
         _check_marker(marker)  # already checked at collection; kept for drills run without it
     opts = drill_options(request.config)
     scenario = getattr(request.node, "originalname", request.node.name)
-    budget = _config(request.config).budget_for(scenario, scale=opts.scale)
+    budget = drills_config(request.config).budget_for(scenario, drill=kwargs.pop("budget", None), scale=opts.scale)
     session = request.getfixturevalue("drill_chain")
     t_setup = clock.now()
     timeline = Timeline()
     ctx = build_world(
         session,
         WorldSettings(agent_cmd=opts.agent_cmd, agent_env=opts.agent_env, budget=budget, allow_remote=opts.allow_remote,
-                      limits=parse_limits(request.config.getoption("agent_limit"))),
+                      limits=parse_limits(request.config.getoption("agent_limit")), agent_image=opts.agent_image,
+                      agent_network=request.config.getoption("agent_network"),
+                      agent_labels={"agent-drills.run": _run_id(request.config), "agent-drills.drill": request.node.nodeid}),
         tmp_path / "drill", timeline,
     )
     setup_s = clock.now() - t_setup
@@ -303,11 +399,25 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Drill]:
         finally:
             ctx.cleanup.close()
         if result is not None:
-            result = replace(result, harness_overhead_s=round(setup_s + clock.now() - t_down, 3))
+            result = replace(result, harness_overhead_s=round(setup_s + clock.now() - t_down, 3),
+                             agent_runtime=opts.runtime)
             request.node.stash[DRILL_RESULT] = result
+            request.node.stash[DRILL_RECORD] = record_from_result(result)
             _append_jsonl(request.config, result)
             if exc is None and not result.passed:  # judged only when the record was taken (e.g. funds unknown)
                 pytest.fail(f"drill {result.status} ({result.category}): {result.message}", pytrace=False)
+
+
+def _run_id(config: pytest.Config) -> str:
+    """The report's run id (it names reports/<run-id>/), or one for this process when reports are off."""
+    try:
+        from harness.report.pytest_plugin import REPORT
+
+        return config.stash[REPORT].run_id
+    except (ImportError, KeyError):
+        from harness.runtime.docker import owner_id
+
+        return owner_id().replace(":", "-")
 
 
 def _append_jsonl(config: pytest.Config, result: DrillResult) -> None:

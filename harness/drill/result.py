@@ -64,6 +64,8 @@ class DrillResult:
     #: the seconds each stage was held to (detect_s, contain_s, recover_s; None: not asserted), with
     #: deadline_misses and scale; empty in a result made before the engine recorded it
     budgets_applied: dict[str, Any] = field(default_factory=dict)
+    #: how the agent ran: {"kind": "process", "image": None} or {"kind": "docker", "image": "repo:tag"}
+    agent_runtime: dict[str, Any] = field(default_factory=lambda: {"kind": "process", "image": None})
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

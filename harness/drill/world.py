@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from eth_utils import to_checksum_address
 
@@ -32,11 +33,13 @@ from harness.observe.chainwatch import ChainWatcher
 from harness.observe.health import HealthPoller
 from harness.observe.timeline import Timeline
 from harness.runtime.limits import AgentLimits
-from harness.runtime.supervisor import AgentRuntime, RestartPolicy
+from harness.runtime.netbridge import BridgePlan
+from harness.runtime.base import RestartPolicy
+from harness.runtime.supervisor import AgentRuntime
 from harness.safety import check_loopback_url
 from harness.workload import Workload, WorkloadSettings
 
-__all__ = ["WorldSettings", "build_world", "agent_environment"]
+__all__ = ["WorldSettings", "build_world", "agent_environment", "agent_bridge_plan"]
 
 ENDPOINT_ROLES = {"primary": "rpc-primary", "backup-1": "rpc-backup-1"}
 
@@ -53,6 +56,14 @@ class WorldSettings:
     limits: AgentLimits = field(default_factory=AgentLimits)
     allow_remote: bool = False
     use_proxy: bool = True
+    #: run the agent as a container of this image (harness.runtime.docker) instead of a process;
+    #: ``agent_cmd`` then overrides the image's command when not empty
+    agent_image: str | None = None
+    #: labels of the agent's containers (the run id and the drill), under the Docker runtime
+    agent_labels: Mapping[str, str] = field(default_factory=dict)
+    #: the agent's network under the process runtime: "isolated" (a loopback-only namespace bridged to
+    #: the contract's endpoints, harness.runtime.netbridge), "host", or "auto" (isolated when possible)
+    agent_network: str = "auto"
 
 
 class SessionChain:
@@ -101,9 +112,9 @@ def _write_secret(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def agent_environment(ctx: DrillContext, extra: Mapping[str, str]) -> dict[str, str]:
-    """The contract's environment (section 1) over the harness's own, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")}
+def agent_environment(ctx: DrillContext, extra: Mapping[str, str], *, inherit: bool = True) -> dict[str, str]:
+    """The contract's environment (section 1) over the harness's own (unless not ``inherit``), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_")} if inherit else {}
     env.update(
         {
             "AGENT_RPC_URLS": ",".join(ctx.rpc_urls),
@@ -121,6 +132,28 @@ def agent_environment(ctx: DrillContext, extra: Mapping[str, str]) -> dict[str, 
     )
     env.update(extra)
     return env
+
+
+def agent_bridge_plan(ctx: DrillContext) -> BridgePlan | None:
+    """What an isolated agent reaches: its RPC URLs and the alert sink; it serves its control API.
+
+    The chain's own port and the proxies' control API are traps: a connection to either is recorded
+    as a contract violation (unless the drill gave the agent the chain directly, without proxies).
+    None when an endpoint is off the machine's 127.0.0.1 (--allow-remote): the bridge cannot carry it.
+    """
+    def port(url: str) -> int:
+        parsed = urlsplit(url)
+        return parsed.port or (443 if parsed.scheme == "https" else 80)
+
+    urls = [*ctx.rpc_urls, ctx.alert_url, ctx.control_url]
+    if any(urlsplit(u).hostname not in ("127.0.0.1", "localhost") for u in urls):
+        return None
+    outbound = [port(u) for u in ctx.rpc_urls] + [port(ctx.alert_url)]
+    traps = {port(ctx.chain.rpc_url): "the chain's own port"}
+    if ctx.proxy_api_url:
+        traps[port(ctx.proxy_api_url)] = "the fault proxies' control API"
+    return BridgePlan(outbound=tuple(outbound), inbound=(port(ctx.control_url),),
+                      traps={p: what for p, what in traps.items() if p not in outbound})
 
 
 def _start_proxies(ctx: DrillContext, chain: Chain) -> None:
@@ -251,10 +284,25 @@ def _populate(ctx: DrillContext, session: Any, settings: WorldSettings, owner: a
 
     sink.add_listener(on_alert)
 
-    ctx.agent_env = agent_environment(ctx, settings.agent_env)
-    runtime = AgentRuntime(settings.agent_cmd, env=ctx.agent_env, timeline=timeline,
-                           output_path=ctx.run_dir / "agent-output.log", policy=settings.restart,
-                           limits=settings.limits, watch=[k.lower().removeprefix("0x") for k in ctx.secrets])
+    watch = [k.lower().removeprefix("0x") for k in ctx.secrets]
+    runtime: Any
+    if settings.agent_image:
+        from harness.runtime.docker import DockerRuntime
+
+        # A container gets the contract's variables and the extra ones, not the harness's own
+        # environment (its PATH, HOME, virtualenv mean nothing inside the image).
+        ctx.agent_env = agent_environment(ctx, settings.agent_env, inherit=False)
+        runtime = DockerRuntime(settings.agent_image, command=settings.agent_cmd, env=ctx.agent_env,
+                                timeline=timeline, output_path=ctx.run_dir / "agent-output.log",
+                                policy=settings.restart, limits=settings.limits, watch=watch,
+                                read_only=[ctx.key_file.parent, ctx.contracts_file], read_write=[ctx.state_dir],
+                                labels=settings.agent_labels)
+    else:
+        ctx.agent_env = agent_environment(ctx, settings.agent_env)
+        runtime = AgentRuntime(settings.agent_cmd, env=ctx.agent_env, timeline=timeline,
+                               output_path=ctx.run_dir / "agent-output.log", policy=settings.restart,
+                               limits=settings.limits, watch=watch, network=settings.agent_network,
+                               bridge=agent_bridge_plan(ctx))
     ctx.agent = runtime
     runtime.start()
     ctx.cleanup.callback(runtime.stop)

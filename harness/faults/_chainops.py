@@ -10,13 +10,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 
 from harness import clock
 from harness.accounts import DevAccount
 from harness.errors import ConfigError, HarnessError, RpcError
+
+if TYPE_CHECKING:
+    from harness.chain.base import Chain
+    from harness.drill.context import DrillContext
+    from harness.observe.timeline import Timeline
 
 __all__ = [
     "FaultLoop",
@@ -61,7 +66,7 @@ class MiningState:
     interval: float
 
     @classmethod
-    def capture(cls, chain: Any) -> MiningState:
+    def capture(cls, chain: Chain) -> MiningState:
         """Ask the node; a node that cannot say is assumed to automine (the drill default)."""
         try:
             automine = bool(chain.rpc("anvil_getAutomine"))
@@ -74,13 +79,13 @@ class MiningState:
             interval = 0.0
         return cls(automine=automine, interval=interval)
 
-    def restore(self, chain: Any) -> None:
+    def restore(self, chain: Chain) -> None:
         # The interval first: on anvil, setting it also switches automine off.
         chain.set_interval_mining(self.interval if self.interval else 0)
         chain.set_automine(self.automine)
 
 
-def note_harness_tx(ctx: Any, tx_hash: str, actor: str) -> None:
+def note_harness_tx(ctx: DrillContext, tx_hash: str, actor: str) -> None:
     """Tell the drill that the harness (a fault) signed ``tx_hash`` with the agent's key, so the
     invariants do not blame the agent for it. A context without that hook (a unit test's) is fine."""
     note = getattr(ctx, "note_harness_tx", None)
@@ -88,7 +93,7 @@ def note_harness_tx(ctx: Any, tx_hash: str, actor: str) -> None:
         note(tx_hash, actor)
 
 
-def owner_account(ctx: Any) -> DevAccount:
+def owner_account(ctx: DrillContext) -> DevAccount:
     """The dev account that deployed the drill contracts (the counterparty, who may call owner-only functions)."""
     owner_acct = getattr(ctx, "owner", None)
     if isinstance(owner_acct, DevAccount):
@@ -101,7 +106,7 @@ def owner_account(ctx: Any) -> DevAccount:
 
 
 def send_signed(
-    chain: Any,
+    chain: Chain,
     sender: DevAccount,
     tx: dict[str, Any],
     *,
@@ -128,7 +133,7 @@ def send_signed(
     return str(tx_hash), full
 
 
-def wait_receipt(chain: Any, tx_hash: str, timeout: float) -> dict[str, Any] | None:
+def wait_receipt(chain: Chain, tx_hash: str, timeout: float) -> dict[str, Any] | None:
     """Poll for a receipt until ``timeout``; None if it has not been mined by then."""
     deadline = clock.now() + timeout
     while True:
@@ -148,7 +153,7 @@ class FaultLoop:
     ``stop()`` is idempotent and joins the thread.
     """
 
-    def __init__(self, name: str, every: float, step: Callable[[], None], *, timeline: Any, source: str) -> None:
+    def __init__(self, name: str, every: float, step: Callable[[], None], *, timeline: Timeline, source: str) -> None:
         self._name = name
         self._every = every
         self._step = step

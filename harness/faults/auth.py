@@ -13,50 +13,19 @@ with a given token (e.g. the right one, to check that a blocked source is still 
 
 from __future__ import annotations
 
-import http.client
-import json
 import secrets
 from collections import Counter
 from typing import Any
-from urllib.parse import urlsplit
 
 from harness.errors import ConfigError, HarnessError
 from harness.faults._chainops import FaultLoop, check_positive
 from harness.faults.base import Fault
+from harness.observe.control import control_request
 from harness.safety import check_loopback_host
 
-__all__ = ["AuthAttack", "control_request"]
+__all__ = ["AuthAttack"]
 
 _PATHS = {"/operator/halt": {}, "/operator/resume": {}, "/operator/incident": {"summary": "attacker", "severity": "SEV-4"}}
-
-
-def control_request(
-    control_url: str, path: str, *, token: str | None, source: str = "127.0.0.1",
-    body: dict[str, Any] | None = None, timeout: float = 3.0,
-) -> tuple[int, dict[str, Any]]:
-    """POST ``body`` to ``path`` on the agent's control API from the local address ``source``.
-
-    Returns (status, JSON body or {}). Raises OSError-derived errors when the agent does not answer.
-    """
-    parts = urlsplit(control_url)
-    if not parts.hostname or not parts.port:
-        raise ConfigError(f"control URL {control_url!r} has no host:port; expected http://127.0.0.1:PORT")
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout, source_address=(source, 0))
-    try:
-        payload = json.dumps(body or {}).encode()
-        headers = {"Content-Type": "application/json"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        conn.request("POST", path, body=payload, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        try:
-            data = json.loads(raw) if raw else {}
-        except ValueError:
-            data = {}
-        return resp.status, data if isinstance(data, dict) else {"body": data}
-    finally:
-        conn.close()
 
 
 class AuthAttack(Fault):

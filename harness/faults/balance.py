@@ -53,5 +53,6 @@ class BalanceDepletion(Fault):
         self._set_balance(self.leave_wei)
 
     def _heal(self) -> None:
+        assert self.address is not None  # set by _inject, and heal acts only on an injected fault
         now = self.ctx.chain.balance(self.address)
         self._set_balance(now + self.removed_wei)

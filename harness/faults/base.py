@@ -7,18 +7,15 @@ idempotent so the drill's cleanup may call it whatever happened before.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.errors import HarnessError
-from harness.observe.timeline import Event, Timeline
+from harness.observe.timeline import Event
 
-__all__ = ["Fault", "FaultContext"]
+if TYPE_CHECKING:  # the context imports the runtimes and the chain; a fault only needs its type
+    from harness.drill.context import DrillContext
 
-
-class FaultContext(Protocol):
-    """What a fault may act on. The drill engine provides it; tests may build a small one."""
-
-    timeline: Timeline
+__all__ = ["Fault"]
 
 
 class Fault:
@@ -30,17 +27,17 @@ class Fault:
     name: ClassVar[str] = "fault"
 
     def __init__(self) -> None:
-        self._ctx: Any = None
+        self._ctx: DrillContext | None = None
         self.injected_at: Event | None = None
         self.healed_at: Event | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def bind(self, ctx: FaultContext) -> "Fault":
+    def bind(self, ctx: DrillContext) -> Fault:
         self._ctx = ctx
         return self
 
     @property
-    def ctx(self) -> Any:
+    def ctx(self) -> DrillContext:
         if self._ctx is None:
             raise HarnessError(f"fault {self.name} used before bind(ctx)")
         return self._ctx

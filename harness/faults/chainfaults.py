@@ -18,7 +18,7 @@ transactions. Heal has nothing to undo.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rlp
 from eth_account.typed_transactions import TypedTransaction
@@ -26,8 +26,11 @@ from eth_utils import to_checksum_address
 
 from harness import clock
 from harness.errors import ConfigError, HarnessError, RpcError
-from harness.faults._chainops import MiningState, check_positive, in_addresses
+from harness.faults._chainops import FaultLoop, MiningState, check_positive, in_addresses
 from harness.faults.base import Fault
+
+if TYPE_CHECKING:
+    from harness.chain.base import Chain
 
 __all__ = ["BlockTime", "ChainStall", "Reorg"]
 
@@ -36,7 +39,7 @@ def _int(v: Any) -> int:
     return int(v, 16) if isinstance(v, str) else int(v)
 
 
-def raw_transaction(chain: Any, tx: dict[str, Any]) -> str:
+def raw_transaction(chain: Chain, tx: dict[str, Any]) -> str:
     """The signed bytes of a mined transaction, from the node or rebuilt from its fields.
 
     The py-evm node has no ``eth_getRawTransactionByHash``; a transaction's JSON carries every
@@ -69,10 +72,13 @@ def raw_transaction(chain: Any, tx: dict[str, Any]) -> str:
 
 
 class BlockTime(Fault):
-    """Blocks every ``seconds`` instead of one per transaction (automine off, interval mining on).
+    """Blocks every ``seconds`` instead of one per transaction (automine off, the harness mines).
 
     Not an incident by itself: it lets the chain show what the agent sends together. Transactions
-    sent at once land in the same block, so "one at a time" can be judged on chain.
+    sent at once land in the same block, so "one at a time" can be judged on chain. The harness
+    mines the blocks itself (``anvil_mine`` on a timer) rather than through the node's interval
+    mining, because anvil's ``evm_setIntervalMining`` takes whole seconds only: one way, the same
+    on both backends, and sub-second intervals work everywhere.
     """
 
     family = "chain"
@@ -83,6 +89,7 @@ class BlockTime(Fault):
         check_positive("BlockTime", "seconds", seconds)
         self.seconds = seconds
         self._before: MiningState | None = None
+        self._loop: FaultLoop | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"family": self.family, "seconds": self.seconds}
@@ -90,11 +97,16 @@ class BlockTime(Fault):
     def _inject(self) -> None:
         chain = self.ctx.chain
         self._before = MiningState.capture(chain)
-        chain.set_interval_mining(self.seconds)
+        chain.set_interval_mining(0)
         chain.set_automine(False)
+        self._loop = FaultLoop(self.name, self.seconds, lambda: chain.mine(1), timeline=self.ctx.timeline,
+                               source=f"fault:{self.name}").start()
 
     def _heal(self) -> None:
         assert self._before is not None
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
         self._before.restore(self.ctx.chain)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from web3.types import Nonce, TxParams
+
 from harness.contracts import send_tx
 from harness.errors import ConfigError
 from harness.faults._chainops import FaultLoop, check_positive, owner_account
@@ -43,9 +45,8 @@ class RevertStorm(Fault):
         ctx = self.ctx
         escrow = ctx.deployment.escrow_contract(ctx.chain.w3)
         owner = owner_account(ctx)
-        tx = escrow.functions.setRejecting(on).build_transaction(
-            {"from": owner.address, "nonce": ctx.chain.nonce(owner.address, "pending"), "gas": 60_000}
-        )
+        params: TxParams = {"from": owner.address, "nonce": Nonce(ctx.chain.nonce(owner.address, "pending")), "gas": 60_000}
+        tx = escrow.functions.setRejecting(on).build_transaction(params)
         send_tx(ctx.chain.w3, owner, tx, timeout=15.0)
         self._on = on
         self.toggles += 1

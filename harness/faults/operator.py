@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.faults.auth import control_request
 from harness.faults.base import Fault
+from harness.observe.control import control_request
 
 __all__ = ["OperatorHalt"]
 

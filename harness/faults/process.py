@@ -1,6 +1,6 @@
 """Faults on the agent's process: killed once, frozen, or killed at every start.
 
-All three act on the whole process group through the drill's runtime (``ctx.agent``), which is
+All three act on the whole process group through the drill's runtime (``ctx.runtime``), which is
 the agent's supervisor: after a kill it restarts the agent with its backoff, as systemd's
 ``Restart=always`` would.
 """
@@ -92,7 +92,7 @@ class ProcessKill(Fault):
             except Exception:
                 self._restore()
                 raise
-        agent = self.ctx.agent
+        agent = self.ctx.runtime
         self.killed_pid = agent.pid
         if self.down:
             agent.hold_next_restart(self.down)
@@ -154,10 +154,10 @@ class Freeze(Fault):
         return {"family": self.family}
 
     def _inject(self) -> None:
-        self.ctx.agent.freeze()
+        self.ctx.runtime.freeze()
 
     def _heal(self) -> None:
-        self.ctx.agent.thaw()
+        self.ctx.runtime.thaw()
 
 
 class CrashLoop(Fault):
@@ -196,7 +196,7 @@ class CrashLoop(Fault):
                 "kills": self.kills}
 
     def _inject(self) -> None:
-        agent = self.ctx.agent
+        agent = self.ctx.runtime
         self._armed = True
         agent.set_start_hook(self._on_start)
         try:
@@ -224,7 +224,7 @@ class CrashLoop(Fault):
                 return
             self.kills += 1
             kill_no = self.kills
-        agent = self.ctx.agent
+        agent = self.ctx.runtime
         pid = agent.pid
         agent.kill(self._signal)
         self.ctx.timeline.record("fault.crash_loop_kill", f"fault:{self.name}", kill=kill_no, pid=pid)
@@ -235,4 +235,4 @@ class CrashLoop(Fault):
             timers, self._timers = self._timers, []
         for t in timers:
             t.cancel()
-        self.ctx.agent.set_start_hook(None)
+        self.ctx.runtime.set_start_hook(None)

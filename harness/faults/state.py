@@ -48,7 +48,7 @@ class _StateFault(Fault):
         root = Path(ctx.state_dir)
         if not root.is_dir():
             raise HarnessError(f"{self.name}: the agent's state dir {root} does not exist")
-        agent = ctx.agent
+        agent = ctx.runtime
         if not agent.freeze():
             raise HarnessError(f"{self.name}: the agent is not running, so it cannot be taken down")
         try:
@@ -57,7 +57,7 @@ class _StateFault(Fault):
             agent.kill(signal.SIGKILL)  # a frozen process dies on SIGKILL without running again
 
     def _heal(self) -> None:
-        self.ctx.agent.thaw()  # a no-op unless the kill above failed
+        self.ctx.runtime.thaw()  # a no-op unless the kill above failed
 
 
 class StateCorruption(_StateFault):

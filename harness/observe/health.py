@@ -9,9 +9,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import requests
-
 from harness import clock
+from harness.observe.control import control_request
 from harness.observe.timeline import Timeline
 
 __all__ = ["HealthPoller"]
@@ -19,7 +18,7 @@ __all__ = ["HealthPoller"]
 
 class HealthPoller:
     def __init__(self, control_url: str, timeline: Timeline, *, interval: float = 0.2, timeout: float = 1.0) -> None:
-        self.url = control_url.rstrip("/") + "/health"
+        self.control_url = control_url.rstrip("/")
         self.timeline = timeline
         self.interval = interval
         self.timeout = timeout
@@ -29,7 +28,6 @@ class HealthPoller:
         self.reachable = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._session = requests.Session()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="health-poller", daemon=True)
@@ -39,15 +37,13 @@ class HealthPoller:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.timeout + 2)
-        self._session.close()
 
     def poll_once(self) -> dict[str, Any] | None:
         try:
-            resp = self._session.get(self.url, timeout=self.timeout)
-            body = resp.json()
-            if resp.status_code != 200 or not isinstance(body, dict):
-                raise ValueError(f"HTTP {resp.status_code}")
-        except (requests.RequestException, ValueError) as exc:
+            status, body = control_request(self.control_url, "/health", token=None, method="GET", timeout=self.timeout)
+            if status != 200 or not isinstance(body, dict):
+                raise ValueError(f"HTTP {status}")
+        except (OSError, ValueError) as exc:
             if self.reachable or self.last_t is None:
                 self.timeline.record("health.unreachable", "health", error=type(exc).__name__)
             self.reachable = False

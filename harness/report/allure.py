@@ -15,7 +15,7 @@ import allure
 from harness.report.markdown import (
     CATEGORY_WORDS, against_budget, events_json, render_postmortem, render_status_update,
 )
-from harness.report.model import DrillRecord, RunRecord
+from harness.record.model import DrillRecord, RunRecord
 from harness.report.secrets import SecretRegistry, write_text
 
 __all__ = ["SEVERITY_LEVEL", "CATEGORIES", "CATEGORY_LABEL", "allure3_config", "decorate_test", "write_results_extras",

@@ -13,7 +13,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from harness.report.model import DrillRecord
+from harness.record.model import DrillRecord
 
 __all__ = ["timeline_chart", "trend_chart", "render"]
 

@@ -96,7 +96,7 @@ def _table(entries: list[dict[str, Any]], last: int) -> Table:
             before = runs[: len(runs) - len(shown) + i]
             note = ""
             if e.get("status") == "passed":
-                from harness.report.model import DrillRecord
+                from harness.record.model import DrillRecord
 
                 probe = DrillRecord(name=name, status="passed", started_at=0.0, mttd_s=e.get("mttd_s"), mttr_s=e.get("mttr_s"))
                 verdict = history.check_regression(

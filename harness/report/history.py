@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
-from harness.report.model import DrillRecord, Regression, RunRecord
+from harness.record.model import DrillRecord, Regression, RunRecord
 from harness.report.secrets import SecretRegistry
 
 __all__ = ["WINDOW", "history_entry", "append_run", "load_history", "past_entries", "check_regression"]

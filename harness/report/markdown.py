@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from harness.report.model import DrillRecord, Incident, RunRecord, severity_rank
+from harness import units
+from harness.record.model import DrillRecord, Incident, RunRecord, severity_rank
 
 __all__ = [
     "CATEGORY_WORDS", "slug", "fmt_seconds", "against_budget", "render_readme", "render_status_update",
@@ -64,11 +65,7 @@ def fmt_seconds(value: float | None) -> str:
 
 
 def fmt_eth(wei: int) -> str:
-    if wei == 0:
-        return "0 ETH"
-    if abs(wei) < 10**12:
-        return f"{wei} wei"
-    return f"{wei / 10**18:.6g} ETH"
+    return units.fmt_eth(wei, digits=6)
 
 
 def fmt_wall(ts: float | None) -> str:
@@ -442,7 +439,9 @@ def _drill_section(run: RunRecord, d: DrillRecord, files: dict[str, list[str]]) 
                 lines.append(f"  - {fmt_rel(ev.rel_s, _base(d))} {ev.status} {ev.severity}: {_cell(ev.summary, 200)}{acts}")
     else:
         lines.append("- The agent raised no incident.")
-    lines += [f"- Restarts: {d.restarts}; duplicate events: {d.alert_duplicates}; malformed events: {d.contract_violations}", ""]
+    broken = "; ".join(f"{what} {n}" for what, n in d.violations.items())
+    lines += [f"- Restarts: {d.restarts}; duplicate events: {d.alert_duplicates}; contract violations: {d.contract_violations}"
+              + (f" ({broken})" if broken else ""), ""]
     if d.invariants:
         lines += ["#### Invariants", "", *_table(["Invariant", "Verdict", "Detail"],
                                                  [(i.name, VERDICT_MARK.get(i.verdict, i.verdict), i.message)
@@ -511,6 +510,8 @@ def render_readme(run: RunRecord, files: dict[str, list[str]] | None = None) -> 
             ("Started", fmt_wall(run.started_at)), ("Ended", fmt_wall(run.ended_at)),
             ("Chain", run.chain_backend or "—"),
             ("Agent command", f"`{' '.join(run.agent_command)}`" if run.agent_command else "—"),
+            ("Agent runtime", f"docker, image `{run.agent_runtime.get('image')}`" if run.agent_runtime.get("kind") == "docker"
+             else "process"),
             ("Budget scale", f"{run.budget_scale:g}"),
             ("Agent profile", ", ".join(f"`{p}`" for p in sorted({d.agent_profile or "not recorded" for d in run.drills})) or "—"),
             ("Regression gate", f"{run.gate.mode}" + (f" (factor {run.gate.factor:g}, at least {run.gate.min_history} past runs)"

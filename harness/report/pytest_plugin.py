@@ -27,8 +27,7 @@ import pytest
 from harness import clock
 from harness.errors import DrillsError, UsageError
 from harness.report import history
-from harness.report.adapter import record_from_result
-from harness.report.model import DrillRecord, GateSettings, RecordError, RunRecord
+from harness.record.model import DrillRecord, GateSettings, RecordError, RunRecord
 from harness.report.secrets import SecretLeak, SecretRegistry
 from harness.report.writer import RunWriter
 
@@ -113,12 +112,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _engine_keys() -> tuple[Any, Any] | None:
+def _engine_keys() -> tuple[Any, Any, Any] | None:
     try:
-        from harness.drill.pytest_plugin import DRILL, DRILL_RESULT
+        from harness.drill.pytest_plugin import DRILL, DRILL_RECORD, DRILL_RESULT
     except ImportError:
         return None
-    return DRILL, DRILL_RESULT
+    return DRILL, DRILL_RESULT, DRILL_RECORD
 
 
 def _register_secrets(rs: ReportSession, item: pytest.Item, drill_key: Any) -> None:
@@ -157,14 +156,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when != "teardown":
         return
     keys = _engine_keys()
-    if keys is None or keys[1] not in item.stash or REPORT not in item.config.stash:
+    if keys is None or keys[2] not in item.stash or REPORT not in item.config.stash:
         return
     rs = item.config.stash[REPORT]
     report: pytest.TestReport = outcome.get_result()
-    result = item.stash[keys[1]]
+    result, record = item.stash[keys[1]], item.stash[keys[2]]
     _register_secrets(rs, item, keys[0])
     try:
-        record = record_from_result(result)
         if rs.gate.mode == "regression" and record.status == "passed":
             past = history.past_entries(rs.history(), record.name, result.chain_backend, exclude_run=rs.run_id)
             verdict = history.check_regression(record, past, factor=rs.gate.factor, min_history=rs.gate.min_history)
@@ -209,6 +207,7 @@ def build_run(rs: ReportSession) -> RunRecord:
     return RunRecord(
         run_id=rs.run_id, started_at=round(rs.started_at, 3), ended_at=round(clock.wall(), 3),
         chain_backend=getattr(first, "chain_backend", None), agent_command=tuple(getattr(first, "agent_cmd", ()) or ()),
+        agent_runtime=dict(getattr(first, "agent_runtime", None) or {"kind": "process", "image": None}),
         versions=_versions(), budget_scale=float(getattr(first, "budget_scale", 1.0) or 1.0), gate=rs.gate,
         drills=tuple(rs.records),
     )

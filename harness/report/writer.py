@@ -2,7 +2,7 @@
 
 Layout of a run directory::
 
-    summary.json                     the record (validated against schema/summary.schema.json)
+    summary.json                     the record (validated against harness/record/schema/summary.schema.json)
     README.md                        the readable report
     charts/<drill>.timeline.png|svg  a timeline per drill
     trends/<scenario>.trend.png|svg  a trend per scenario, from the history
@@ -26,7 +26,7 @@ from harness.report import charts, history
 from harness.report.markdown import (
     events_json, render_notice, render_postmortem, render_readme, render_status_update, slug, status_update_name,
 )
-from harness.report.model import DrillRecord, RunRecord, validate_summary
+from harness.record.model import DrillRecord, RunRecord, validate_summary
 from harness.report.secrets import SecretLeak, SecretRegistry, write_bytes, write_text
 
 __all__ = ["RunWriter"]

@@ -14,9 +14,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from harness.errors import UsageError
+
+if TYPE_CHECKING:
+    from harness.observe.timeline import Timeline
 
 __all__ = ["AgentLimits", "parse_limits", "CappedOutput"]
 
@@ -36,16 +39,23 @@ class AgentLimits:
     """Per-agent bounds. ``memory``: address space in bytes (RLIMIT_AS); ``files``: open files
     (RLIMIT_NOFILE); ``processes``: processes and threads (RLIMIT_NPROC, and a count of the agent's
     PID namespace when it has one); ``output_head`` / ``output_tail``: bytes of output kept from the
-    start and from the end. 0 turns a limit off."""
+    start and from the end; ``cpus``: CPUs the agent may use (a CPU quota, Docker runtime only).
+    0 turns a limit off. Under the Docker runtime ``memory`` bounds the container's memory (cgroup),
+    not its address space."""
 
     memory: int = 4 * 1024**3
     files: int = 4096
     processes: int = 512
     output_head: int = 1024**2
     output_tail: int = 256 * 1024
+    cpus: float = 0.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.cpus, bool) or not isinstance(self.cpus, (int, float)) or not 0 <= self.cpus <= 1024:
+            raise UsageError(f"AgentLimits.cpus must be a number of CPUs >= 0 (e.g. 1.5), got {self.cpus!r}")
         for name, value in asdict(self).items():
+            if name == "cpus":
+                continue
             if not isinstance(value, int) or value < 0:
                 raise UsageError(f"AgentLimits.{name} must be an integer >= 0, got {value!r}")
         if self.files and self.files < 64:
@@ -62,20 +72,26 @@ class AgentLimits:
         return asdict(self)
 
 
-_NAMES = {"memory": "memory", "files": "files", "processes": "processes", "output": "output"}
+_NAMES = {"memory": "memory", "files": "files", "processes": "processes", "output": "output", "cpus": "cpus"}
 
 
 def parse_limits(lines: Iterable[str], base: AgentLimits | None = None) -> AgentLimits:
-    """``memory=2G``, ``files=1024``, ``processes=256``, ``output=4M`` (head; the tail is a quarter of it)."""
+    """``memory=2G``, ``files=1024``, ``processes=256``, ``output=4M`` (head; the tail is a quarter of it),
+    ``cpus=1.5`` (Docker runtime only)."""
     values: dict[str, Any] = asdict(base or AgentLimits())
     for line in lines:
         name, sep, value = str(line).partition("=")
         name = name.strip().lower()
         if not sep or name not in _NAMES:
             raise UsageError(f"--agent-limit {line!r}: write NAME=VALUE with NAME one of memory, files, processes, "
-                             "output (e.g. --agent-limit memory=2G)")
+                             "output, cpus (e.g. --agent-limit memory=2G)")
         if name == "memory":
             values["memory"] = _size(value, name)
+        elif name == "cpus":
+            try:
+                values["cpus"] = float(value)
+            except ValueError:
+                raise UsageError(f"--agent-limit cpus={value!r} is not a number of CPUs (e.g. cpus=1.5)") from None
         elif name == "output":
             head = _size(value, name)
             values["output_head"], values["output_tail"] = head, head // 4
@@ -103,6 +119,7 @@ class CappedOutput:
         self.tail = tail
         self.total = 0
         self.cut = 0
+        self.cut_recorded = False  # record_cut() has recorded the cut on the timeline
         self._watch = [w.lower().encode() for w in watch if w]
         self._overlap = max((len(w) for w in self._watch), default=1) - 1
         self._carry = b""
@@ -176,6 +193,18 @@ class CappedOutput:
             if self._fh is not None and (self.cut or self._tail):
                 body += (self._marker() if self.cut else b"") + b"".join(self._tail)
         return body.decode(errors="replace")
+
+    def record_cut(self, timeline: Timeline) -> bool:
+        """Record, once, that the output was cut (a ``contract.violation``); True the time it is recorded."""
+        with self._lock:
+            if not self.truncated or self.cut_recorded:
+                return False
+            self.cut_recorded = True
+        timeline.record("contract.violation", "runtime", what="output over the cap", count=1,
+                        problems=[f"the agent printed more than {self.head + self.tail} bytes; the middle was cut "
+                                  f"(first {self.head} and last {self.tail} bytes kept)"],
+                        **self.summary())
+        return True
 
     def close(self) -> None:
         """Write the marker and the tail after the head; later output is counted, not kept."""

@@ -17,6 +17,11 @@ The boundary around the agent (recorded as ``boundary`` on every ``agent.start``
 
 Under both, the resource limits of ``AgentLimits`` apply (rlimits set by the launcher before the
 agent's command runs) and the output goes through ``CappedOutput``.
+
+The network (recorded as ``network`` on every ``agent.start``): ``isolated`` runs the agent, through
+``nsenter``, in a network namespace holding only loopback that ``netbridge.NetBridge`` bridges to the
+ports of a ``BridgePlan`` (the contract's endpoints); the namespace lives from ``start`` to ``stop``,
+across restarts. ``host`` leaves the agent on the machine's network.
 """
 
 from __future__ import annotations
@@ -30,45 +35,23 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from harness import clock, procs
 from harness.errors import AgentStartError, HarnessError, UsageError
 from harness.observe.timeline import Timeline
+from harness.runtime.base import RestartPolicy, Supervised
 from harness.runtime.limits import AgentLimits, CappedOutput
+from harness.runtime.netbridge import NETWORK_MODES, BridgePlan, NetBridge, isolation_unavailable
 
-__all__ = ["RestartPolicy", "AgentRuntime", "BOUNDARIES", "pidns_available"]
+__all__ = ["AgentRuntime", "BOUNDARIES", "pidns_available"]
 
 BOUNDARIES = ("auto", "pidns", "group")
 _LAUNCHER = str(Path(__file__).with_name("_init.py"))
 _AGENT_NSPID = 2  # the agent is the first child of its namespace's init
 _EXAMPLES = 5
-
-
-@dataclass(frozen=True, kw_only=True)
-class RestartPolicy:
-    """When and how fast the supervisor restarts an agent that exited."""
-
-    initial_backoff: float = 0.2  # seconds before the first restart
-    max_backoff: float = 2.0  # the backoff doubles up to this
-    healthy_after: float = 60.0  # a run this long resets the backoff
-    max_restarts: int = 100  # then the supervisor gives up (recorded as agent.gave_up)
-
-    def __post_init__(self) -> None:
-        if self.initial_backoff < 0 or self.max_backoff < self.initial_backoff:
-            raise UsageError(
-                f"RestartPolicy needs 0 <= initial_backoff <= max_backoff, got "
-                f"initial_backoff={self.initial_backoff}, max_backoff={self.max_backoff}"
-            )
-        if self.max_restarts < 0:
-            raise UsageError(f"RestartPolicy.max_restarts must be >= 0, got {self.max_restarts}")
-
-    def delay(self, consecutive: int) -> float:
-        """Backoff before restart number ``consecutive`` (0-based) of a failing streak."""
-        return min(self.initial_backoff * (2**consecutive), self.max_backoff)
 
 
 @functools.lru_cache(maxsize=1)
@@ -129,7 +112,7 @@ def _describe_exit(code: int) -> dict[str, Any]:
     return {"code": code, "signal": None}
 
 
-class AgentRuntime:
+class AgentRuntime(Supervised):
     """One agent process under a supervisor thread (see the module docstring)."""
 
     def __init__(
@@ -145,27 +128,22 @@ class AgentRuntime:
         limits: AgentLimits | None = None,
         boundary: str = "auto",
         watch: Sequence[str] = (),
+        network: str = "auto",
+        bridge: BridgePlan | None = None,
     ) -> None:
+        if network not in NETWORK_MODES:
+            raise UsageError(f"AgentRuntime network must be one of {', '.join(NETWORK_MODES)}, got {network!r}")
+        if network == "isolated" and bridge is None:
+            raise UsageError("an isolated agent network needs a BridgePlan (the ports the agent may reach and serve)")
         if boundary not in BOUNDARIES:
             raise UsageError(f"AgentRuntime boundary must be one of {', '.join(BOUNDARIES)}, got {boundary!r}")
         if not argv:
             raise UsageError("the agent command is empty; pass --agent-cmd \"python -m my_agent\" or set drill_agent_cmd")
+        super().__init__(timeline=timeline, output_path=output_path, policy=policy, name=name)
         self.argv = list(argv)
         self.env = dict(env)
-        self.timeline = timeline
-        self.output_path = Path(output_path)
-        self.policy = policy or RestartPolicy()
         self.cwd = cwd
-        self.name = name
-        self.restarts = 0
-        self.starts = 0
         self._proc: subprocess.Popen[Any] | None = None
-        self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._start_hook: Callable[[AgentRuntime], None] | None = None
-        self._gave_up = False
-        self._hold = 0.0  # the next restart waits at least this long (hold_next_restart)
         self.limits = limits or AgentLimits()
         self._watch = tuple(watch)
         prefix = pidns_available() if boundary in ("auto", "pidns") else None
@@ -174,12 +152,18 @@ class AgentRuntime:
                              "to a process group")
         self._unshare = prefix
         self.boundary = "pidns" if prefix is not None else "group"
-        self._output: CappedOutput | None = None
+        why = isolation_unavailable() if network != "host" and bridge is not None else None
+        if network == "isolated" and why is not None:
+            raise UsageError(f"--agent-network isolated is not possible here: {why}; use --agent-network host (or auto, "
+                             "which falls back to it) to run the agent on the machine's network")
+        self.network = "isolated" if network != "host" and bridge is not None and why is None else "host"
+        self._plan = bridge
+        self._bridge: NetBridge | None = None
         self._status_dir: str | None = None
         self._agent_pid: int | None = None  # the agent's own pid (under pidns: not the unshare wrapper's)
         self._init_pid: int | None = None
-        self._output_cut_recorded = False
         self.reclaimed = 0  # processes the boundary reclaimed after the agent exited
+        self._violations: dict[str, int] = {}  # what -> count, as recorded on the timeline
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -192,14 +176,6 @@ class AgentRuntime:
     @property
     def running(self) -> bool:
         return self.pid is not None
-
-    @property
-    def gave_up(self) -> bool:
-        return self._gave_up
-
-    def set_start_hook(self, fn: Callable[[AgentRuntime], None] | None) -> None:
-        """Call ``fn(runtime)`` right after every (re)start; None removes the hook."""
-        self._start_hook = fn
 
     def start(self) -> None:
         """Start the agent and its supervisor thread; returns once the first process is spawned."""
@@ -215,10 +191,20 @@ class AgentRuntime:
                                     watch=self._watch)
         self._status_dir = tempfile.mkdtemp(prefix="agent-drills-runtime-")
         self._stopping.clear()
+        if self.network == "isolated":
+            assert self._plan is not None
+            self._bridge = NetBridge(self._plan, timeline=self.timeline, name=self.name)
+            try:
+                self._bridge.start()
+            except BaseException:
+                self._output.close()
+                raise
         try:
             self._spawn()
         except OSError as exc:
             self._output.close()
+            if self._bridge is not None:
+                self._bridge.stop()
             raise AgentStartError(
                 f"could not start the agent command {self.argv!r}: {exc}; check --agent-cmd (is the program installed?)"
             ) from exc
@@ -243,6 +229,9 @@ class AgentRuntime:
                 self._record_leftovers(report, when="stop")
         if self._thread is not None:
             self._thread.join(timeout=grace + 5)
+        if self._bridge is not None:
+            self._bridge.record_totals()
+            self._bridge.stop()
         if self._output is not None:
             self._output.close()
         if self._status_dir is not None:
@@ -283,12 +272,29 @@ class AgentRuntime:
             out.update(count=len(members), escaped=len(escaped))
             self.timeline.record("agent.processes", "runtime", **out, examples=members[:_EXAMPLES])
             if escaped:
+                self._note_violation("processes outside the agent's session", len(escaped), most=True)
                 self.timeline.record("contract.violation", "runtime", what="processes outside the agent's session",
                                      count=len(escaped), examples=escaped[:_EXAMPLES],
                                      problems=[f"{len(escaped)} process(es) left the agent's session (setsid); "
                                                "reclaimed with the agent's PID namespace when it stops"])
         self._record_output_cut()
+        if self._bridge is not None:
+            self._bridge.record_totals()
         return out
+
+    @property
+    def violations(self) -> dict[str, int]:
+        """Contract violations the runtime and the network bridge saw, by what was done (for the record)."""
+        out = dict(self._violations)
+        if self._bridge is not None:
+            out.update(self._bridge.violations)
+        return out
+
+    def _note_violation(self, what: str, count: int, *, most: bool = False) -> None:
+        """Count a violation: added up, or (``most``) the largest count seen, for one that is re-counted
+        (the same escaped processes are seen by the census and again when the agent exits)."""
+        before = self._violations.get(what, 0)
+        self._violations[what] = max(before, count) if most else before + count
 
     @staticmethod
     def _ns_members(init: int) -> list[dict[str, Any]]:
@@ -310,44 +316,11 @@ class AgentRuntime:
             members.append({"pid": int(entry), "sid": _ns_field(int(entry), "NSsid"), "cmd": _cmdline(int(entry))})
         return members
 
-    def hold_next_restart(self, seconds: float) -> None:
-        """Keep the agent down for at least ``seconds`` after its next exit (then the policy resumes).
-
-        Models a process that stays down for a while (a host rebooting, a deploy in progress) so
-        that work piles up on the chain while nothing is there to see it.
-        """
-        if seconds < 0:
-            raise UsageError(f"hold_next_restart needs seconds >= 0, got {seconds}")
-        with self._lock:
-            self._hold = float(seconds)
-
     def freeze(self) -> bool:
         return self.kill(signal.SIGSTOP)
 
     def thaw(self) -> bool:
         return self.kill(signal.SIGCONT)
-
-    def output_text(self) -> str:
-        """What the agent printed so far (stdout and stderr of every run), within the output cap."""
-        if self._output is not None:
-            return self._output.text()
-        try:
-            return self.output_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    @property
-    def output(self) -> CappedOutput | None:
-        return self._output
-
-    def wait_started(self, count: int, timeout: float) -> bool:
-        """Wait until the agent has been started ``count`` times in total."""
-        deadline = clock.now() + timeout
-        while clock.now() < deadline:
-            if self.starts >= count:
-                return True
-            self._stopping.wait(0.05)
-        return self.starts >= count
 
     # -- supervisor ----------------------------------------------------------------------------
     def _launch_argv(self, status: str) -> list[str]:
@@ -358,6 +331,8 @@ class AgentRuntime:
             argv = [*self._unshare, *argv, "--pidns"]
             if self.limits.processes:
                 argv += ["--max-procs", str(self.limits.processes)]
+        if self._bridge is not None:
+            argv = [shutil.which("nsenter") or "nsenter", f"--net={self._bridge.netns_path}", *argv]
         return [*argv, "--", *self.argv]
 
     def _spawn(self) -> None:
@@ -377,7 +352,7 @@ class AgentRuntime:
             self.starts += 1
             self._started_at = clock.now()
         self.timeline.record("agent.start", "runtime", pid=agent or proc.pid, start=self.starts,
-                             boundary=self.boundary, limits=self.limits.to_json())
+                             boundary=self.boundary, network=self.network, limits=self.limits.to_json())
 
     @staticmethod
     def _find_agent(proc: subprocess.Popen[Any], timeout: float = 5.0) -> tuple[int | None, int | None]:
@@ -398,7 +373,7 @@ class AgentRuntime:
             while chunk := stream.read1(65536):  # type: ignore[attr-defined]
                 assert self._output is not None
                 self._output.feed(chunk)
-                if self._output.truncated and not self._output_cut_recorded:
+                if self._output.truncated and not self._output.cut_recorded:
                     self._record_output_cut()
         except (OSError, ValueError):
             pass
@@ -406,14 +381,8 @@ class AgentRuntime:
             stream.close()
 
     def _record_output_cut(self) -> None:
-        out = self._output
-        if out is None or not out.truncated or self._output_cut_recorded:
-            return
-        self._output_cut_recorded = True
-        self.timeline.record("contract.violation", "runtime", what="output over the cap", count=1,
-                             problems=[f"the agent printed more than {out.head + out.tail} bytes; the middle was cut "
-                                       f"(first {out.head} and last {out.tail} bytes kept)"],
-                             **out.summary())
+        if self._output is not None and self._output.record_cut(self.timeline):
+            self._note_violation("output over the cap", 1, most=True)
 
     def _exit_report(self) -> dict[str, Any]:
         """What the init wrote when the agent exited (empty under the group boundary or if it was killed)."""
@@ -439,6 +408,7 @@ class AgentRuntime:
     def _record_leftovers(self, report: dict[str, Any], *, when: str) -> None:
         limit = report.get("limit")
         if limit:
+            self._note_violation("process limit", 1)
             self.timeline.record("contract.violation", "runtime", what="process limit", count=limit.get("count"),
                                  examples=limit.get("examples", []),
                                  problems=[f"the agent ran {limit.get('count')} processes, over the limit of "
@@ -450,19 +420,11 @@ class AgentRuntime:
         self.timeline.record("agent.reclaimed", "runtime", when=when, count=left, examples=report.get("examples", []))
         escaped = int(report.get("escaped_count") or 0)
         if escaped:
+            self._note_violation("processes outside the agent's session", escaped, most=True)
             self.timeline.record("contract.violation", "runtime", what="processes outside the agent's session",
                                  count=escaped, examples=report.get("escaped", []),
                                  problems=[f"{escaped} process(es) had left the agent's session and outlived it "
                                            f"at its {when}; the PID namespace reclaimed them"])
-
-    def _run_start_hook(self) -> None:
-        """Called outside the lock, so a slow hook never blocks kill(), pid or stop()."""
-        hook = self._start_hook
-        if hook is not None:
-            try:
-                hook(self)
-            except Exception as exc:  # a broken hook must not kill the supervisor
-                self.timeline.record("harness.error", "runtime", where="start hook", error=repr(exc))
 
     def _supervise(self) -> None:
         streak = 0
@@ -481,27 +443,7 @@ class AgentRuntime:
             self.timeline.record("agent.exit", "runtime", pid=self._agent_pid or proc.pid, ran=round(ran, 3),
                                  **_describe_exit(code))
             self._record_leftovers(report, when="exit")
-            if ran >= self.policy.healthy_after:
-                streak = 0
-            if self.restarts >= self.policy.max_restarts:
-                self._gave_up = True
-                self.timeline.record("agent.gave_up", "runtime", restarts=self.restarts)
+            next_streak = self._restart_after(ran, streak)
+            if next_streak is None:
                 return
-            delay = self.policy.delay(streak)
-            streak += 1
-            with self._lock:
-                delay, self._hold = max(delay, self._hold), 0.0
-            if self._stopping.wait(delay):
-                return
-            with self._lock:
-                if self._stopping.is_set():
-                    return
-                self.restarts += 1
-                self.timeline.record("agent.restart", "runtime", restart=self.restarts, backoff=round(delay, 3))
-                try:
-                    self._spawn()
-                except OSError as exc:
-                    self.timeline.record("harness.error", "runtime", where="restart", error=repr(exc))
-                    self._gave_up = True
-                    return
-            self._run_start_hook()
+            streak = next_streak

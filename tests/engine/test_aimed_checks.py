@@ -26,7 +26,7 @@ from harness.drill.playbook_predicates import reorged_proofs_redone
 from harness.drill.predicates import swept_to_cold_wallet
 from harness.errors import ConfigError, ContainmentFailed, DetectionMissed, DrillAborted, NothingTested
 from harness.faults.chainfaults import Reorg
-from harness.report.adapter import record_from_result
+from harness.record.build import record_from_result
 
 ETH = 10**18
 

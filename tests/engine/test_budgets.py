@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.checks.budgets import POLICY, Budget, load_config, parse_config
-from harness.errors import ConfigError
+from harness.errors import ConfigError, UnknownScenarioError
 
 
 def test_defaults_without_config(tmp_path: Path) -> None:
@@ -68,3 +68,28 @@ def test_policy_targets_are_the_documents() -> None:
 
 def test_parse_config_accepts_other_parts_keys() -> None:
     assert parse_config({"chain": "pyevm", "agent_cmd": "x"}).defaults == Budget()
+
+
+def test_a_drills_own_budget_sits_between_the_projects_defaults_and_its_table() -> None:
+    """Layers: Budget() < [tool.drills] defaults < the marker's budget < [tool.drills.scenarios.<drill>]."""
+    cfg = parse_config({"detect": 6, "recover": 40, "scenarios": {"test_x": {"contain": 20}}})
+    own = {"detect": 10, "contain": 15, "deadline_misses": 2}
+    x = cfg.budget_for("test_x", drill=own, scale=2)
+    assert (x.detect, x.contain, x.recover, x.deadline_misses, x.time_limit) == (20, 40, 80, 2, 180)
+    y = cfg.budget_for("test_y", drill=own)
+    assert (y.detect, y.contain, y.recover, y.deadline_misses) == (10, 15, 40, 2)
+    assert cfg.budget_for("test_y") == Budget(detect=6, recover=40)
+
+
+def test_a_bad_drill_budget_names_the_drill_and_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"@pytest.mark.drill\(budget=...\) of test_x: unknown key 'detcet'; did you mean 'detect'"):
+        parse_config({}).budget_for("test_x", drill={"detcet": 3})
+
+
+def test_a_scenario_table_must_name_a_drill() -> None:
+    cfg = parse_config({"scenarios": {"test_proces_killed": {"detect": 9}}}, source="drills.toml")
+    cfg.check_scenarios({"test_proces_killed", "test_other"})
+    with pytest.raises(UnknownScenarioError) as info:
+        cfg.check_scenarios({"test_process_killed", "test_other"})
+    assert str(info.value).startswith("drills.toml: [tool.drills.scenarios.test_proces_killed] names no drill; "
+                                      "did you mean 'test_process_killed'?")

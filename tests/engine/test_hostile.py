@@ -1,9 +1,11 @@
 """A broken agent cannot outlive, flood or hang its drill (tests/hostile/agent.py).
 
 The hostile agent leaves a double-forked, setsid, SIGTERM-ignoring escapee, floods the alert sink
-(2000 malformed events and a 5 MB body) and prints 48 MB. The drill must end in its usual time with
-its verdict on the agent's duties, record each of these as a contract violation, keep the output and
-the report small, and leave nothing running, whether the drill passes, fails or is interrupted.
+(2000 malformed events and a 5 MB body), prints 48 MB and calls every loopback port it sees
+listening that its contract did not give it (the chain's own among them). The drill must end in its
+usual time with its verdict on the agent's duties, record each of these as a contract violation,
+keep the output and the report small, and leave nothing running, whether the drill passes, fails or
+is interrupted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.runtime.netbridge import isolation_unavailable
 from harness.runtime.supervisor import pidns_available
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,6 +102,11 @@ def test_hostile_agent_is_drilled_bounded_and_reclaimed(tmp_path: Path) -> None:
         assert escaped and escaped[0]["count"] >= 1 and token in json.dumps(escaped[0]["examples"])
     else:
         assert starts[0]["boundary"] == "group"
+    if isolation_unavailable() is None:
+        # in its own network namespace the chain's port is a trap: the call is reset and recorded
+        assert {s["network"] for s in starts} == {"isolated"}
+        direct = [e["data"] for e in timeline if e["data"].get("what") == "direct connection to the chain's own port"]
+        assert direct and direct[0]["port"] > 0, whats
     log = tmp_path / "inner" / "test_killed_agent_reports_crascurrent" / "drill" / "agent-output.log"
     if log.exists():
         assert log.stat().st_size < 2 * 1024 * 1024

@@ -19,9 +19,9 @@ from harness.checks.budgets import Budget
 from harness.drill.api import Drill
 from harness.drill.context import DrillContext
 from harness.errors import ContainmentFailed, InvariantBroken
-from harness.report.adapter import record_from_result
+from harness.record.build import record_from_result
 from harness.report.markdown import render_postmortem, render_readme
-from harness.report.model import RunRecord, validate_summary
+from harness.record.model import RunRecord, validate_summary
 
 
 @pytest.fixture

@@ -123,15 +123,16 @@ def test_unknown_marker_argument_at_collection(tmp_path: Path) -> None:
     proc = run_project(tmp_path, "--agent-cmd", "python -m my_agent", drills=drills)
     assert usage_error(proc) == (
         "test_drills.py::test_a_drill: @pytest.mark.drill got unknown argument(s) ['familly']; "
-        "it takes playbook, incident, family"
+        "it takes playbook, incident, family, budget"
     )
 
 
 def test_missing_agent_command_says_how_to_give_one(tmp_path: Path) -> None:
     proc = run(tmp_path, "--collect-only", "-k", "steady_state_holds")
     assert usage_error(proc) == (
-        '1 drill(s) selected but no agent to drill: pass --agent-cmd "python -m my_agent" or set '
-        "drill_agent_cmd in the pytest ini options"
+        '1 drill(s) selected but no agent to drill: pass --agent-cmd "python -m my_agent" (the agent as a process) '
+        "or --agent-image IMAGE (as a container), or set agent_cmd in drills.toml (`drill init` writes one) "
+        "or drill_agent_cmd in the pytest ini options"
     )
 
 
@@ -144,7 +145,7 @@ def test_no_agent_needed_when_no_drill_is_selected(tmp_path: Path) -> None:
 def test_a_correct_project_collects(tmp_path: Path) -> None:
     (tmp_path / "drills.toml").write_text('[tool.drills]\nchain = "pyevm"\ndetect = 7\n')
     proc = run_project(tmp_path, "--agent-cmd", "python -m my_agent", "--agent-env", "MY_VAR=1",
-                       "--drill-budget-scale", "2")
+                       "--drill-budget-scale", "2", "--drill-catalogue=no")  # the built-in drills: test_catalogue.py
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 tests collected" in proc.stdout
 

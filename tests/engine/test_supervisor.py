@@ -12,7 +12,8 @@ import pytest
 
 from harness.errors import UsageError
 from harness.observe.timeline import Timeline
-from harness.runtime.supervisor import AgentRuntime, RestartPolicy
+from harness.runtime.base import RestartPolicy
+from harness.runtime.supervisor import AgentRuntime
 
 FAST = RestartPolicy(initial_backoff=0.05, max_backoff=0.2, healthy_after=60, max_restarts=3)
 

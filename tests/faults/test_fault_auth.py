@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from harness.errors import UsageError
-from harness.faults.auth import AuthAttack, control_request
+from harness.faults.auth import AuthAttack
+from harness.observe.control import control_request
 from harness.observe.timeline import Timeline
 
 TOKEN = "the-operator-token"

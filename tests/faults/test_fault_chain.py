@@ -6,7 +6,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.faults._chainops import MiningState, send_signed, wait_receipt
-from harness.faults.chainfaults import ChainStall, Reorg
+from harness.faults.chainfaults import BlockTime, ChainStall, Reorg
 
 
 def test_chain_stall_freezes_the_head_until_healed(ctx, idle):
@@ -22,6 +22,28 @@ def test_chain_stall_freezes_the_head_until_healed(ctx, idle):
     stall.heal()
     assert wait_receipt(chain, h, timeout=5) is not None
     assert MiningState.capture(chain) == before
+
+
+def test_block_time_mines_sub_second_blocks_and_transactions_sent_together_share_one(ctx, idle):
+    """Half-second blocks on either backend (anvil's own interval mining takes whole seconds only)."""
+    chain = ctx.chain
+    before = MiningState.capture(chain)
+    fault = ctx.arm(BlockTime(0.5))
+    fault.inject()
+    start = chain.block_number()
+    a, _ = send_signed(chain, chain.accounts[4], {"to": ctx.cold_wallet, "value": 1, "gas": 21_000})
+    b, _ = send_signed(chain, chain.accounts[5], {"to": ctx.cold_wallet, "value": 1, "gas": 21_000})
+    ra, rb = wait_receipt(chain, a, timeout=5), wait_receipt(chain, b, timeout=5)
+    assert ra is not None and rb is not None
+    assert ra["blockNumber"] == rb["blockNumber"], "two transactions sent together landed in different blocks"
+    idle(2.0)
+    mined = chain.block_number() - start
+    assert 3 <= mined <= 6, f"{mined} blocks in about 2.5 s with 0.5 s blocks"
+    fault.heal()
+    assert MiningState.capture(chain) == before
+    head = chain.block_number()
+    idle(1.0)
+    assert chain.block_number() == head, "blocks kept coming after the heal"
 
 
 @pytest.mark.parametrize("mode", ["auto", "snapshot"])

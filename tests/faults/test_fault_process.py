@@ -13,7 +13,8 @@ from harness.errors import ConfigError
 from harness.faults.process import CrashLoop, Freeze, ProcessKill
 from harness.faults.state import StateCorruption, StateLoss
 from harness.observe.timeline import Timeline
-from harness.runtime.supervisor import AgentRuntime, RestartPolicy
+from harness.runtime.base import RestartPolicy
+from harness.runtime.supervisor import AgentRuntime
 
 # Counts its starts in state/starts and writes a heartbeat every 50 ms.
 _AGENT = textwrap.dedent("""
@@ -33,8 +34,11 @@ _AGENT = textwrap.dedent("""
 
 
 class _Ctx:
+    """The part of the drill context that process faults use: the runtime, the state directory, the timeline."""
+
     def __init__(self, agent: AgentRuntime, state_dir: Path, timeline: Timeline) -> None:
         self.agent = agent
+        self.runtime = agent
         self.state_dir = state_dir
         self.timeline = timeline
 

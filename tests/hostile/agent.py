@@ -6,7 +6,10 @@ On its first start (a marker in AGENT_STATE_DIR) it:
   named with HOSTILE_TOKEN in its command line so a test can look for it;
 - floods the alert sink: HOSTILE_ALERTS malformed events (default 2000) as fast as it can, and one
   body of 5 MB;
-- floods its output: HOSTILE_OUTPUT_MB megabytes (default 48), partly without a newline.
+- floods its output: HOSTILE_OUTPUT_MB megabytes (default 48), partly without a newline;
+- goes around its contract (HOSTILE_PROBE, default 1): every loopback port it sees listening in
+  /proc/net/tcp that the contract did not give it (the chain's own port among them, when the agent
+  shares the machine's network) gets a JSON-RPC call, as an agent skipping the fault proxies would.
 
 Then (and on every later start) it runs tests/minimal_agent/agent.py in the same process. Each flood
 can be turned off with 0, so the cleanup test can use the escapee alone.
@@ -65,6 +68,30 @@ def flood_output(megabytes: int) -> None:
         os.write(1, chunk[: 1024 * 1024] if i % 2 else b"y" * (1024 * 1024))  # every other MB has no newline
 
 
+def listening_ports() -> set[int]:
+    """Ports listening on 127.0.0.1 in this process's network namespace."""
+    ports = set()
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return ports
+    for line in lines:
+        fields = line.split()
+        addr, port = fields[1].split(":")
+        if fields[3] == "0A" and addr == "0100007F":  # LISTEN on 127.0.0.1
+            ports.add(int(port, 16))
+    return ports
+
+
+def probe_around_contract() -> None:
+    given = {int(u.rsplit(":", 1)[1].split("/")[0]) for u in os.environ["AGENT_RPC_URLS"].split(",")}
+    given.add(int(os.environ["AGENT_ALERT_URL"].rsplit(":", 1)[1].split("/")[0]))
+    given.add(int(os.environ["AGENT_CONTROL_ADDR"].rsplit(":", 1)[1]))
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    for port in sorted(p for p in listening_ports() - given if p >= 1024)[:20]:
+        post(f"http://127.0.0.1:{port}/", body)
+
+
 def main() -> None:
     marker = Path(os.environ["AGENT_STATE_DIR"]) / "hostile-started"
     if not marker.exists():
@@ -73,6 +100,8 @@ def main() -> None:
         alerts = int(os.environ.get("HOSTILE_ALERTS", "2000"))
         if alerts:
             threading.Thread(target=flood_alerts, args=(os.environ["AGENT_ALERT_URL"], alerts), daemon=True).start()
+        if os.environ.get("HOSTILE_PROBE", "1") != "0":
+            threading.Thread(target=probe_around_contract, daemon=True).start()
         output = int(os.environ.get("HOSTILE_OUTPUT_MB", "48"))
         if output:
             threading.Thread(target=flood_output, args=(output,), daemon=True).start()

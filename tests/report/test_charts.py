@@ -8,8 +8,8 @@ from pathlib import Path
 from drilldata import rpc_down, wallet_compromise
 
 from harness.report import charts
-from harness.report.adapter import record_from_result
-from harness.report.model import RunRecord
+from harness.record.build import record_from_result
+from harness.record.model import RunRecord
 from harness.report.secrets import SecretRegistry
 from harness.report.writer import RunWriter
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from harness.report.cli import build_allure_report
-from harness.report.model import validate_summary
+from harness.record.model import validate_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 DRILLS = ROOT / "tests" / "engine" / "minimal_drills.py"

@@ -11,8 +11,8 @@ from drilldata import rpc_down
 
 from harness.errors import UsageError
 from harness.report import history
-from harness.report.adapter import record_from_result
-from harness.report.model import RunRecord
+from harness.record.build import record_from_result
+from harness.record.model import RunRecord
 from harness.report.secrets import SecretRegistry
 
 NAME = "scenarios/test_network.py::test_primary_rpc_down_fails_over"

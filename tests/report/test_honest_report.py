@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 from drilldata import rpc_down, wallet_compromise
 
-from harness.report.adapter import record_from_result
+from harness.record.build import record_from_result
 from harness.report.markdown import render_postmortem, render_readme
-from harness.report.model import DrillRecord, Funds, InvariantRecord, RecordError, RunRecord, TimelineEntry, validate_summary
+from harness.record.model import DrillRecord, Funds, InvariantRecord, RecordError, RunRecord, TimelineEntry, validate_summary
 
 
 def _run(*drills: DrillRecord) -> RunRecord:

@@ -6,9 +6,9 @@ import re
 
 from drilldata import NEW, rpc_down, wallet_compromise
 
-from harness.report.adapter import record_from_result
+from harness.record.build import record_from_result
 from harness.report.markdown import render_notice, render_postmortem, render_readme, render_status_update
-from harness.report.model import RunRecord
+from harness.record.model import RunRecord
 
 STATUS_FIELDS = ["Incident ID", "Severity", "Status", "Started", "Summary", "Impact", "Actions taken", "Next steps", "ETA"]
 POSTMORTEM_SECTIONS = ["Summary", "Timeline", "Root Cause", "Impact", "What Went Well", "What Went Wrong",

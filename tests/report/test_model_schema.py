@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 from drilldata import rpc_down, wallet_compromise
 
-from harness.report.adapter import record_from_result
-from harness.report.model import (
+from harness.record.build import record_from_result
+from harness.record.model import (
     DrillRecord, RecordError, RunRecord, load_schema, validate_summary,
 )
 

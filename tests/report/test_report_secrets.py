@@ -9,8 +9,8 @@ import pytest
 from drilldata import KEY, wallet_compromise
 
 from harness.errors import DrillsError, UsageError
-from harness.report.adapter import record_from_result
-from harness.report.model import RunRecord
+from harness.record.build import record_from_result
+from harness.record.model import RunRecord
 from harness.report.secrets import SecretLeak, SecretRegistry, write_bytes, write_text
 from harness.report.writer import RunWriter
 

@@ -65,3 +65,14 @@ def test_aims_take_the_test_name_not_the_file_name(tmp_path: Path) -> None:
     doc = tmp_path / "agent.md"
     doc.write_text("| `no_failover` | x | `scenarios/test_network.py::test_primary_rpc_down_fails_over_to_backup` |\n")
     assert sensitivity.aims_from_doc(doc, ["no_failover"]) == {"no_failover": ("test_primary_rpc_down_fails_over_to_backup",)}
+
+
+def test_the_unrelated_drill_is_neither_aimed_at_nor_touched_by_the_defect() -> None:
+    """instant_resume also breaks resumption after a chain stall, so its control is a drill with no pause."""
+    touched = sensitivity.TOUCHES["instant_resume"]
+    got = sensitivity.control_for("instant_resume", sensitivity.aims()["instant_resume"])
+    assert got not in touched and got not in sensitivity.aims()["instant_resume"]
+    assert got in sensitivity.CONTROLS
+    assert sensitivity.control_for("no_sweep", sensitivity.aims()["no_sweep"]) == sensitivity.CONTROLS[0]
+    for defect, drills in sensitivity.TOUCHES.items():
+        assert defect in sensitivity.aims() and set(drills) <= set(sensitivity.CONTROLS) | set(drills)

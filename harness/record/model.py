@@ -377,6 +377,9 @@ class DrillRecord:
     claims: Mapping[str, float] = field(default_factory=dict)
     #: what the engine noted beside the verdict (a claim ahead of the evidence, ...)
     findings: tuple[str, ...] = ()
+    #: contract violations by what was done ("alert sink", "output over the cap", "direct connection to
+    #: the chain's own port", ...); they add up to contract_violations
+    violations: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.scenario:
@@ -446,7 +449,7 @@ class DrillRecord:
             "regression": self.regression.to_json() if self.regression else None,
             "agent_profile": self.agent_profile,
             "respond_s": self.respond_s, "respond_action": self.respond_action,
-            "claims": dict(self.claims), "findings": list(self.findings),
+            "claims": dict(self.claims), "findings": list(self.findings), "violations": dict(self.violations),
         }
 
     @classmethod
@@ -475,6 +478,7 @@ class DrillRecord:
             agent_profile=d.get("agent_profile"),
             respond_s=_opt_float(d.get("respond_s")), respond_action=d.get("respond_action"),
             claims={str(k): float(v) for k, v in (d.get("claims") or {}).items()},
+            violations={str(k): int(v) for k, v in (d.get("violations") or {}).items()},
             findings=tuple(str(f) for f in d.get("findings") or ()),
         )
 
@@ -588,6 +592,8 @@ class RunRecord:
     versions: Mapping[str, str] = field(default_factory=dict)
     budget_scale: float = 1.0
     gate: GateSettings = field(default_factory=GateSettings)
+    #: how the agent ran: {"kind": "process", "image": None} or {"kind": "docker", "image": "repo:tag"}
+    agent_runtime: Mapping[str, Any] = field(default_factory=lambda: {"kind": "process", "image": None})
     drills: tuple[DrillRecord, ...] = ()
     metrics: RunMetrics | None = None  # computed from drills when left out
 
@@ -600,7 +606,7 @@ class RunRecord:
         return {
             "schema_version": SCHEMA_VERSION, "run_id": self.run_id, "started_at": self.started_at,
             "ended_at": self.ended_at, "chain_backend": self.chain_backend, "agent_command": list(self.agent_command),
-            "versions": dict(self.versions), "budget_scale": self.budget_scale, "gate": self.gate.to_json(),
+            "agent_runtime": dict(self.agent_runtime), "versions": dict(self.versions), "budget_scale": self.budget_scale, "gate": self.gate.to_json(),
             "metrics": self.metrics.to_json(), "drills": [d.to_json() for d in self.drills],
         }
 
@@ -616,6 +622,7 @@ class RunRecord:
             run_id=_need(d, "run_id", "run"), started_at=float(_need(d, "started_at", "run")),
             ended_at=float(_need(d, "ended_at", "run")), chain_backend=d.get("chain_backend"),
             agent_command=tuple(d.get("agent_command") or ()), versions=dict(d.get("versions") or {}),
+            agent_runtime=dict(d.get("agent_runtime") or {"kind": "process", "image": None}),
             budget_scale=float(d.get("budget_scale", 1.0)), gate=GateSettings.from_json(d.get("gate") or {}),
             drills=tuple(DrillRecord.from_json(x) for x in d.get("drills") or ()),
             metrics=RunMetrics.from_json(d["metrics"]) if d.get("metrics") else None,
@@ -624,8 +631,8 @@ class RunRecord:
 
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
-    """The JSON Schema of ``summary.json`` shipped in ``harness/report/schema/``."""
-    text = resources.files("harness.report").joinpath("schema/summary.schema.json").read_text(encoding="utf-8")
+    """The JSON Schema of ``summary.json`` shipped in ``harness/record/schema/``."""
+    text = resources.files("harness.record").joinpath("schema/summary.schema.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness import clock
-from harness.report.model import (
+from harness.record.model import (
     CATEGORIES, Budgets, DrillRecord, Escrows, ExpectedIncident, FaultRecord, Funds, Incident, IncidentEvent,
     InvariantRecord, Phase, Policy, TimelineEntry,
 )
@@ -220,5 +220,6 @@ def record_from_result(result: Any, *, agent_log: str | None = None, expected_se
         agent_profile=getattr(result, "agent_profile", None),
         respond_s=_respond(timeline)[0], respond_action=_respond(timeline)[1],
         claims={str(k): float(v) for k, v in (extra.get("claims") or {}).items()},
+        violations={str(k): int(v) for k, v in (extra.get("violations") or {}).items()},
         findings=tuple(str(f.get("message", f.get("finding", ""))) for f in extra.get("findings") or ()),
     )
