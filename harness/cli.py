@@ -1,6 +1,7 @@
 """The ``drill`` command line.
 
-    drill chain   serve a local chain with the drill contracts deployed (debug an agent against it)
+    drill chain   serve a local chain with the drill contracts deployed
+    drill world   serve a whole drill world, no fault, for an agent started by hand (debug it against it)
     drill proxy   serve the Toxiproxy-compatible fault proxy standalone
     drill report  show and build reports of past runs
     drill check   judge a stored run again from its recorded history
@@ -73,6 +74,25 @@ def cmd_chain(args: argparse.Namespace) -> int:
         _wait_for_signal()
     finally:
         chain.stop()
+    return 0
+
+
+def cmd_world(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.drill.serve import serve_world
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    directory = Path(args.dir) if args.dir else None
+    if directory is not None:
+        if directory.exists() and any(directory.iterdir()):
+            raise UsageError(f"--dir {directory} is not empty; give a new or empty directory (the world writes its key "
+                             "file, contracts file and state there)")
+        directory.mkdir(parents=True, exist_ok=True)
+    serve_world(backend=args.backend, directory=directory, env_file=Path(args.env_file) if args.env_file else None,
+                workload=not args.no_workload, out=sys.stdout, stop=stop)
     return 0
 
 
@@ -171,6 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mine a block every S seconds instead of one block per transaction")
     p.add_argument("--allow-remote", action="store_true", help="allow a listen address off 127.0.0.0/8")
     p.set_defaults(func=cmd_chain)
+
+    p = sub.add_parser("world", help="serve a whole drill world, without faults, for an agent you start by hand",
+                       description="Start what a drill gives an agent (chain and contracts, a funded key in a key "
+                       "file, the contracts file, a state directory, the proxied RPC endpoints, the alert sink, the "
+                       "counterparty opening escrows), print the environment to export (docs/contract.md, section 1), "
+                       "then follow the agent's incidents, proofs and /health until Ctrl-C.")
+    p.add_argument("--backend", choices=("pyevm", "anvil"), default="pyevm",
+                   help="pyevm: the embedded py-evm node (default); anvil: Foundry's node")
+    p.add_argument("--dir", default=None, metavar="DIR",
+                   help="a new or empty directory for the key file, contracts file and state (default: a fresh temporary one)")
+    p.add_argument("--env-file", default=None, metavar="FILE", help="also write the export lines to FILE (`source FILE`)")
+    p.add_argument("--no-workload", action="store_true", help="open no escrows (the agent idles until you open some)")
+    p.set_defaults(func=cmd_world)
 
     p = sub.add_parser("proxy", help="serve the Toxiproxy-compatible fault proxy",
                        description="Run the fault proxy's HTTP API standalone; any Toxiproxy client can drive it.")

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from eth_utils import to_checksum_address
@@ -32,10 +32,13 @@ from harness.observe.alerts import AlertSink
 from harness.observe.chainwatch import ChainWatcher
 from harness.observe.health import HealthPoller
 from harness.observe.timeline import Timeline
+from harness.runtime.base import RestartPolicy
 from harness.runtime.limits import AgentLimits
 from harness.runtime.netbridge import BridgePlan
-from harness.runtime.base import RestartPolicy
 from harness.runtime.supervisor import AgentRuntime
+
+if TYPE_CHECKING:
+    from harness.runtime.docker import DockerRuntime
 from harness.safety import check_loopback_url
 from harness.workload import Workload, WorkloadSettings
 
@@ -64,6 +67,10 @@ class WorldSettings:
     #: the agent's network under the process runtime: "isolated" (a loopback-only namespace bridged to
     #: the contract's endpoints, harness.runtime.netbridge), "host", or "auto" (isolated when possible)
     agent_network: str = "auto"
+    #: False for a world without an agent under the harness (``drill world``: the user starts it by hand)
+    start_agent: bool = True
+    #: False leaves the counterparty idle: no escrow is opened unless someone opens it
+    start_workload: bool = True
 
 
 class SessionChain:
@@ -240,6 +247,27 @@ def build_world(session: Any, settings: WorldSettings, run_dir: Path, timeline: 
     return ctx
 
 
+def _agent_runtime(ctx: DrillContext, settings: WorldSettings) -> AgentRuntime | DockerRuntime:
+    """The agent's runtime, not started: a container of ``agent_image`` or a process of ``agent_cmd``."""
+    watch = [k.lower().removeprefix("0x") for k in ctx.secrets]
+    if settings.agent_image:
+        from harness.runtime.docker import DockerRuntime
+
+        # A container gets the contract's variables and the extra ones, not the harness's own
+        # environment (its PATH, HOME, virtualenv mean nothing inside the image).
+        ctx.agent_env = agent_environment(ctx, settings.agent_env, inherit=False)
+        return DockerRuntime(settings.agent_image, command=settings.agent_cmd, env=ctx.agent_env,
+                             timeline=ctx.timeline, output_path=ctx.run_dir / "agent-output.log",
+                             policy=settings.restart, limits=settings.limits, watch=watch,
+                             read_only=[ctx.key_file.parent, ctx.contracts_file], read_write=[ctx.state_dir],
+                             labels=settings.agent_labels)
+    ctx.agent_env = agent_environment(ctx, settings.agent_env)
+    return AgentRuntime(settings.agent_cmd, env=ctx.agent_env, timeline=ctx.timeline,
+                        output_path=ctx.run_dir / "agent-output.log", policy=settings.restart,
+                        limits=settings.limits, watch=watch, network=settings.agent_network,
+                        bridge=agent_bridge_plan(ctx))
+
+
 def _populate(ctx: DrillContext, session: Any, settings: WorldSettings, owner: accounts.DevAccount,
               counterparty: accounts.DevAccount) -> None:
     chain, deployment, timeline = ctx.chain, ctx.deployment, ctx.timeline
@@ -284,31 +312,16 @@ def _populate(ctx: DrillContext, session: Any, settings: WorldSettings, owner: a
 
     sink.add_listener(on_alert)
 
-    watch = [k.lower().removeprefix("0x") for k in ctx.secrets]
-    runtime: Any
-    if settings.agent_image:
-        from harness.runtime.docker import DockerRuntime
-
-        # A container gets the contract's variables and the extra ones, not the harness's own
-        # environment (its PATH, HOME, virtualenv mean nothing inside the image).
+    if settings.start_agent:
+        ctx.agent = _agent_runtime(ctx, settings)
+        ctx.agent.start()
+        ctx.cleanup.callback(ctx.agent.stop)
+    else:  # drill world: the environment is printed for an agent started by hand
         ctx.agent_env = agent_environment(ctx, settings.agent_env, inherit=False)
-        runtime = DockerRuntime(settings.agent_image, command=settings.agent_cmd, env=ctx.agent_env,
-                                timeline=timeline, output_path=ctx.run_dir / "agent-output.log",
-                                policy=settings.restart, limits=settings.limits, watch=watch,
-                                read_only=[ctx.key_file.parent, ctx.contracts_file], read_write=[ctx.state_dir],
-                                labels=settings.agent_labels)
-    else:
-        ctx.agent_env = agent_environment(ctx, settings.agent_env)
-        runtime = AgentRuntime(settings.agent_cmd, env=ctx.agent_env, timeline=timeline,
-                               output_path=ctx.run_dir / "agent-output.log", policy=settings.restart,
-                               limits=settings.limits, watch=watch, network=settings.agent_network,
-                               bridge=agent_bridge_plan(ctx))
-    ctx.agent = runtime
-    runtime.start()
-    ctx.cleanup.callback(runtime.stop)
 
-    workload.start()
-    ctx.cleanup.callback(workload.stop)
+    if settings.start_workload:
+        workload.start()
+        ctx.cleanup.callback(workload.stop)
 
     health = HealthPoller(ctx.control_url, timeline)
     health.start()
