@@ -3,13 +3,19 @@
 Every process the harness spawns (a chain, an agent, an attacker) goes through ``spawn``: it gets
 its own process group, so stopping it also stops anything it forked, and it is registered so that an
 interpreter exit (normal, exception, Ctrl-C, SIGTERM turned into SystemExit by the plugin) reclaims
-whatever a fixture did not.
+whatever a fixture did not. A harness killed outright (SIGKILL: a CI timeout, the OOM killer) runs
+none of that, so on Linux each child is also started under ``setpriv --pdeathsig KILL``: the kernel
+kills it when the thread that started it dies. (Started from a supervisor thread, a restarted agent
+is thus tied to that thread, which lives as long as the supervision.) setpriv rather than a
+``preexec_fn`` calling prctl(), which is not safe in a process with threads.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -24,6 +30,19 @@ _live: set[subprocess.Popen[Any]] = set()
 _lock = threading.Lock()
 
 
+@functools.lru_cache(maxsize=1)
+def _orphan_guard() -> tuple[str, ...]:
+    """The prefix that ties a child's life to its parent's (util-linux setpriv), or () where there is none."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return ()
+    try:
+        ok = subprocess.run([setpriv, "--pdeathsig", "KILL", "--", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return (setpriv, "--pdeathsig", "KILL", "--") if ok else ()
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -35,7 +54,7 @@ def spawn(
 ) -> subprocess.Popen[Any]:
     """Start ``argv`` (never through a shell) in a new session and register it for reclamation."""
     proc = subprocess.Popen(
-        list(argv), env=dict(env) if env is not None else None, cwd=cwd,
+        [*_orphan_guard(), *argv], env=dict(env) if env is not None else None, cwd=cwd,
         stdout=stdout, stderr=stderr, stdin=stdin, start_new_session=True,
     )
     with _lock:

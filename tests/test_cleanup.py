@@ -69,10 +69,11 @@ def _port_listening(port: int) -> bool:
 
 
 @pytest.mark.parametrize("backend", ["anvil", "pyevm"])
-@pytest.mark.parametrize("outcome", ["interrupt", "fail", "error"])
+@pytest.mark.parametrize("outcome", ["interrupt", "fail", "error", "killed"])
 def test_chain_is_reclaimed(tmp_path: Path, backend: str, outcome: str) -> None:
     body = {
         "interrupt": "time.sleep(120)",
+        "killed": "time.sleep(120)",  # SIGKILLed: no cleanup of its own runs, the kernel must reclaim
         "fail": "assert False, 'drill failed on purpose'",
         "error": "raise RuntimeError('harness broke on purpose')",
     }[outcome]
@@ -95,13 +96,20 @@ def test_chain_is_reclaimed(tmp_path: Path, backend: str, outcome: str) -> None:
         assert backend != "anvil" or our_anvils, "could not find the inner run's anvil process"
         if outcome == "interrupt":
             proc.send_signal(signal.SIGINT)
+        elif outcome == "killed":
+            proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode != 0, out
-    if outcome == "interrupt":
-        assert "KeyboardInterrupt" in out or "Interrupted" in out, out
-    time.sleep(0.2)
-    assert not _port_listening(_port_of(url)), f"{backend} still listens on {url} after {outcome}"
-    assert not [p for p in our_anvils if _alive(p)], f"anvil processes left behind after {outcome}"
+    try:
+        assert proc.returncode != 0, out
+        if outcome == "interrupt":
+            assert "KeyboardInterrupt" in out or "Interrupted" in out, out
+        time.sleep(0.2)
+        assert not _port_listening(_port_of(url)), f"{backend} still listens on {url} after {outcome}"
+        assert not [p for p in our_anvils if _alive(p)], f"anvil processes left behind after {outcome}"
+    finally:
+        for pid in our_anvils:  # a failed check must not leave its own leftover on the machine
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
