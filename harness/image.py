@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -29,14 +30,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from harness import __version__, clock
 from harness.errors import EnvironmentProblem, ToolMissingError, UsageError
 
-__all__ = ["REFERENCE_REPOSITORY", "REFERENCE_IMAGE", "ImageBuild", "build_reference_image", "reference_agent_dir"]
+__all__ = ["REFERENCE_REPOSITORY", "REFERENCE_IMAGE", "HOLDER_IMAGE", "ImageBuild", "build_reference_image",
+           "holder_image", "reference_agent_dir"]
 
 REFERENCE_REPOSITORY = "agent-drills/reference-agent"
 REFERENCE_IMAGE = f"{REFERENCE_REPOSITORY}:{__version__}"
+#: the container that holds an isolated agent's network namespace (harness/runtime/docker.py)
+HOLDER_IMAGE = f"agent-drills/netns-holder:{__version__}"
 #: what the reference agent imports beyond the standard library (distribution names)
 AGENT_REQUIREMENTS = ("aiohttp", "eth-account", "eth-abi", "eth-utils")
 #: parts of the standard library an agent never needs
@@ -252,3 +257,47 @@ def build_reference_image(*, tag: str = REFERENCE_IMAGE, source: Path | None = N
         pass
     return ImageBuild(tag=tag, image_id=image.id, size_bytes=int(image.attrs.get("Size") or 0),
                       seconds=round(clock.now() - t0, 1), files=files)
+
+
+def _assemble_holder(out: io.BufferedWriter) -> int:
+    """A root filesystem holding this machine's ``sleep`` and the libraries it loads, nothing else."""
+    found = shutil.which("sleep")
+    if found is None:
+        raise ToolMissingError("`sleep` (coreutils) is not on PATH; the network holder image is built from it")
+    sleep = Path(found).resolve()
+    fs = _Rootfs(out)
+    fs.file(sleep, "/bin/sleep")
+    for lib in sorted(_ldd(sleep)):
+        fs.file(Path(lib), lib)
+    fs.close()
+    return len(fs.names)
+
+
+def holder_image(client: Any) -> str:
+    """``HOLDER_IMAGE`` on the daemon of ``client``, imported from this machine's files the first time.
+
+    Its container (``sleep infinity`` with Docker's network ``none``) owns the namespace that an
+    isolated agent's containers join (``network_mode="container:ID"``), the way a Kubernetes pod's
+    pause container does: the namespace exists, bridged, before the agent's first container starts,
+    and lives across its restarts. No registry holds such an image here, so it is made from the
+    host's ``sleep`` (a few hundred kilobytes, well under a second).
+    """
+    from docker.errors import APIError, ImageNotFound
+
+    try:
+        client.images.get(HOLDER_IMAGE)
+        return HOLDER_IMAGE
+    except ImageNotFound:
+        pass
+    repository, _, version = HOLDER_IMAGE.rpartition(":")
+    with tempfile.TemporaryDirectory(prefix="agent-drills-holder-") as tmp:
+        rootfs = Path(tmp) / "rootfs.tar"
+        with open(rootfs, "wb") as fh:
+            _assemble_holder(fh)
+        try:
+            client.api.import_image(src=str(rootfs), repository=repository, tag=version,
+                                    changes=['CMD ["/bin/sleep", "infinity"]'])
+        except APIError as exc:
+            raise EnvironmentProblem(f"the Docker daemon refused to import the network holder image {HOLDER_IMAGE}: "
+                                     f"{exc.explanation or exc}") from None
+    return HOLDER_IMAGE

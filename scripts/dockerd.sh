@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure a Docker daemon answers, for the Docker runtime's tests and drills (CI runs it as root).
 # Installs Debian's docker.io when dockerd is missing, starts dockerd without its default bridge and
-# without touching iptables (the agent's containers use host networking only), and waits for its
+# without touching iptables (the agent's containers use the host's network or a loopback-only one), and waits for its
 # socket. Does nothing when a daemon already answers, so it is safe to run again.
 set -euo pipefail
 

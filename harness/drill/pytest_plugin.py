@@ -78,8 +78,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="bound the agent: memory=4G, files=4096, processes=512, output=1M (0 lifts one; repeatable; "
                          "recorded on agent.start)")
     group.addoption("--agent-network", dest="agent_network", choices=("auto", "isolated", "host"), default="auto",
-                    help="the process runtime's agent network: isolated (a loopback-only namespace reaching only the "
-                         "contract's endpoints; needs root and nsenter), host, or auto (isolated when possible; "
+                    help="the agent's network: isolated (a loopback-only namespace reaching only the contract's "
+                         "endpoints; needs root, and nsenter for a process), host, or auto (isolated when possible; "
                          "recorded on agent.start)")
     group.addoption("--drill-jsonl", dest="drill_jsonl", default=None, metavar="PATH",
                     help="append every drill's result to PATH as one JSON line (for scripts and benchmarks)")
@@ -223,9 +223,6 @@ def _runtime(config: pytest.Config) -> tuple[str, str | None]:
     if kind == "process" and image:
         raise UsageError(f"--agent-image {image} runs the agent under Docker, but --agent-runtime process was given; "
                          "drop one of the two")
-    if kind == "docker" and config.getoption("agent_network") == "isolated":
-        raise UsageError("--agent-network isolated is for the process runtime; the Docker runtime's containers use the "
-                         "host's network (docs/sandbox.md); drop one of the two")
     if kind == "process" and parse_limits(config.getoption("agent_limit")).cpus:
         raise UsageError("--agent-limit cpus=... needs the Docker runtime (--agent-image IMAGE); a process gets no CPU quota")
     return kind, image

@@ -14,28 +14,19 @@ import shlex
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from harness.chain.base import Chain, ChainSettings, start_chain
-from harness.contracts import Deployment, deploy_contracts
+from harness.chain.base import ChainSettings, start_chain
+from harness.contracts import deploy_contracts
 from harness.drill.world import WorldSettings, build_world
 from harness.observe.timeline import Event
+from harness.pytest_chain import DrillChain
 
 __all__ = ["serve_world", "describe"]
 
 #: what is followed on the terminal (the rest stays on the timeline)
 _FOLLOWED = ("alert", "escrow.proven", "escrow.expired", "health", "health.unreachable")
-
-
-@dataclass
-class _Session:
-    """The chain and the snapshot ``build_world`` returns it to (a drill session's, made here)."""
-
-    chain: Chain
-    deployment: Deployment
-    snapshot_id: str
 
 
 def describe(event: Event) -> str | None:
@@ -62,7 +53,7 @@ def serve_world(*, backend: str, directory: Path | None, env_file: Path | None, 
     chain = start_chain(ChainSettings(backend=backend))
     try:
         deployment = deploy_contracts(chain.w3, chain.accounts[0])
-        session = _Session(chain=chain, deployment=deployment, snapshot_id=chain.snapshot())
+        session = DrillChain(chain=chain, deployment=deployment, snapshot_id=chain.snapshot())
         ctx = build_world(session, WorldSettings(agent_cmd=(), start_agent=False, start_workload=workload), run_dir)
         with ctx.cleanup:
             env = {k: v for k, v in ctx.agent_env.items() if k.startswith("AGENT_")}

@@ -64,7 +64,7 @@ class WorldSettings:
     agent_image: str | None = None
     #: labels of the agent's containers (the run id and the drill), under the Docker runtime
     agent_labels: Mapping[str, str] = field(default_factory=dict)
-    #: the agent's network under the process runtime: "isolated" (a loopback-only namespace bridged to
+    #: the agent's network (either runtime): "isolated" (a loopback-only namespace bridged to
     #: the contract's endpoints, harness.runtime.netbridge), "host", or "auto" (isolated when possible)
     agent_network: str = "auto"
     #: False for a world without an agent under the harness (``drill world``: the user starts it by hand)
@@ -260,7 +260,8 @@ def _agent_runtime(ctx: DrillContext, settings: WorldSettings) -> AgentRuntime |
                              timeline=ctx.timeline, output_path=ctx.run_dir / "agent-output.log",
                              policy=settings.restart, limits=settings.limits, watch=watch,
                              read_only=[ctx.key_file.parent, ctx.contracts_file], read_write=[ctx.state_dir],
-                             labels=settings.agent_labels)
+                             labels=settings.agent_labels, network=settings.agent_network,
+                             bridge=agent_bridge_plan(ctx))
     ctx.agent_env = agent_environment(ctx, settings.agent_env)
     return AgentRuntime(settings.agent_cmd, env=ctx.agent_env, timeline=ctx.timeline,
                         output_path=ctx.run_dir / "agent-output.log", policy=settings.restart,

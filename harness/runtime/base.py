@@ -9,6 +9,7 @@ restart, starts the next run and calls the start hook, or gives up after ``max_r
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,26 @@ class Supervised:
 
     def _spawn(self) -> Any:
         raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        """The running agent's pid (None when it is not running)."""
+        raise NotImplementedError
+
+    def kill(self, sig: int = signal.SIGKILL) -> bool:
+        """Send ``sig`` to the agent; False when it was not running."""
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def freeze(self) -> bool:
+        """Stop the agent where it is (SIGSTOP, or the container's freezer): it stays, and does nothing."""
+        return self.kill(signal.SIGSTOP)
+
+    def thaw(self) -> bool:
+        return self.kill(signal.SIGCONT)
 
     @property
     def gave_up(self) -> bool:

@@ -15,8 +15,15 @@ means the same under both:
 - its output (stdout and stderr, attached before the start) goes through the same ``CappedOutput``
   as a process's, so the checks that look for keys in it see it, and reports scrub it.
 
-The container gets the contract's environment, host networking (every address the agent is given
-is on loopback, and it reaches them as the harness does), the harness's uid:gid (so the key file,
+The agent's network is ``isolated`` (as root; ``auto`` picks it then) or ``host``. Isolated, a small
+holder container (``harness.image.HOLDER_IMAGE``, Docker's network ``none``: a namespace holding
+only loopback) is started first and ``netbridge.NetBridge`` bridges its namespace to the contract's
+endpoints; every container of the agent joins that namespace (``network_mode="container:ID"``), so
+the endpoints answer from the agent's first instruction on and across its restarts, and nothing
+else on the machine is reachable. On the host's network, every address the agent is given is on
+loopback and it reaches them as the harness does (and everything else too).
+
+The container gets the contract's environment, the harness's uid:gid (so the key file,
 0600, is readable by it and the state files stay the harness's), the key file's directory
 read-only, the contracts file read-only and the state directory read-write, each at the same path
 as on the host. ``AgentLimits`` map onto the container: ``memory`` is its cgroup memory limit,
@@ -45,15 +52,18 @@ from typing import Any
 from harness import clock
 from harness.errors import AgentStartError, EnvironmentProblem, HarnessError, UsageError
 from harness.observe.timeline import Timeline
-from harness.runtime.limits import AgentLimits, CappedOutput
 from harness.runtime.base import RestartPolicy, Supervised
+from harness.runtime.limits import AgentLimits, CappedOutput
+from harness.runtime.netbridge import BridgePlan, NetBridge, choose_network
 
 __all__ = ["DockerRuntime", "DockerUnavailable", "ImageMissing", "check_image", "docker_client", "remove_leftovers",
-           "LABEL_RUN", "LABEL_DRILL", "LABEL_OWNER", "owner_id"]
+           "LABEL_RUN", "LABEL_DRILL", "LABEL_OWNER", "LABEL_ROLE", "owner_id"]
 
 LABEL_RUN = "agent-drills.run"
 LABEL_DRILL = "agent-drills.drill"
 LABEL_OWNER = "agent-drills.owner"
+#: on the container holding an isolated agent's network namespace: "network" (the agent's carry none)
+LABEL_ROLE = "agent-drills.role"
 _TAIL_LINES = 15
 
 
@@ -110,23 +120,21 @@ def docker_client(timeout: float = 60) -> Any:
     return client
 
 
-def remove_leftovers(client: Any, *, all_dead: bool = True, owner: str | None = None) -> list[str]:
+def remove_leftovers(client: Any, *, owner: str | None = None) -> list[str]:
     """Remove agent-drills containers whose owner process is gone (or, with ``owner``, that owner's).
 
     Returns the ids removed. Their anonymous volumes go with them.
     """
-    from docker.errors import APIError, NotFound
+    from docker.errors import APIError
 
     removed = []
     for c in client.containers.list(all=True, filters={"label": LABEL_OWNER}):
         who = c.labels.get(LABEL_OWNER, "")
-        if (owner is not None and who == owner) or (owner is None and all_dead and not _owner_alive(who)):
+        if (owner is not None and who == owner) or (owner is None and not _owner_alive(who)):
             try:
                 c.remove(force=True, v=True)
                 removed.append(c.id[:12])
-            except NotFound:
-                continue
-            except APIError:
+            except APIError:  # gone meanwhile (NotFound), or the daemon refused: the next sweep tries again
                 continue
     return removed
 
@@ -168,6 +176,13 @@ def _remove_own() -> None:
         remove_leftovers(docker_client(timeout=10), owner=owner_id())
     except Exception:
         pass
+
+
+def _isolation_unavailable() -> str | None:
+    """Why an agent's container cannot get a bridged namespace here (None: it can)."""
+    if os.geteuid() != 0:
+        return "not running as root (the bridge enters the container's network namespace with setns, CAP_SYS_ADMIN)"
+    return None
 
 
 def _describe_exit(code: int | None) -> dict[str, Any]:
@@ -217,6 +232,8 @@ class DockerRuntime(Supervised):
         labels: Mapping[str, str] | None = None,
         settle: float = 1.0,
         client: Any = None,
+        network: str = "auto",
+        bridge: BridgePlan | None = None,
     ) -> None:
         if not image or not str(image).strip():
             raise UsageError("the agent image is empty; pass --agent-image IMAGE (e.g. "
@@ -236,6 +253,10 @@ class DockerRuntime(Supervised):
         self._run: _Run | None = None
         self._paused = False
         self._created: list[str] = []  # every container id this runtime made and has not removed
+        self.network = choose_network(network, bridge, _isolation_unavailable)
+        self._plan = bridge
+        self._bridge: NetBridge | None = None
+        self._holder: str | None = None  # the id of the container holding the isolated namespace
 
     # -- what the engine and the faults use --------------------------------------------------
     @property
@@ -246,10 +267,6 @@ class DockerRuntime(Supervised):
             if run is None or run.exited.is_set():
                 return None
             return run.pid
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
 
     def start(self) -> None:
         """Check the daemon and the image, start the first container and the supervisor.
@@ -262,11 +279,13 @@ class DockerRuntime(Supervised):
         if self._client is None:
             self._client = docker_client()
         _reap_once(self._client, self.timeline)
-        self._check_image()
+        check_image(self.image, self._client)
         self._output = CappedOutput(self.output_path, head=self.limits.output_head, tail=self.limits.output_tail,
                                     watch=self._watch)
         self._stopping.clear()
         try:
+            if self.network == "isolated":
+                self._open_network()
             run = self._spawn()
             run.exited.wait(self.settle)
             if run.exited.is_set():
@@ -294,6 +313,7 @@ class DockerRuntime(Supervised):
             for t in r.threads:
                 t.join(timeout=2)
         self._remove_all()
+        self._close_network()
         if self._output is not None:
             self._output.close()
 
@@ -329,12 +349,6 @@ class DockerRuntime(Supervised):
                 raise
         return True
 
-    def freeze(self) -> bool:
-        return self.kill(signal.SIGSTOP)
-
-    def thaw(self) -> bool:
-        return self.kill(signal.SIGCONT)
-
     def census(self) -> dict[str, Any]:
         """Count the processes in the running container (``agent.processes``); record an output cut once."""
         out: dict[str, Any] = {"boundary": self.boundary}
@@ -350,19 +364,18 @@ class DockerRuntime(Supervised):
             except Exception as exc:  # the container may have gone meanwhile
                 out["error"] = type(exc).__name__
         self._record_output_cut()
+        if self._bridge is not None:
+            self._bridge.record_totals()
         return out
 
     # -- containers -------------------------------------------------------------------------
-    def _check_image(self) -> None:
-        check_image(self.image, self._client)
-
     def _create_kwargs(self) -> dict[str, Any]:
         from docker.types import LogConfig, Mount, Ulimit
 
         mounts = [Mount(target=str(p), source=str(p), type="bind", read_only=True) for p in self._ro]
         mounts += [Mount(target=str(p), source=str(p), type="bind", read_only=False) for p in self._rw]
         kw: dict[str, Any] = dict(
-            environment=self.env, network_mode="host", mounts=mounts, init=True, detach=True,
+            environment=self.env, network_mode=f"container:{self._holder}" if self._holder else "host", mounts=mounts, init=True, detach=True,
             user=f"{os.getuid()}:{os.getgid()}", labels=dict(self._labels), stdin_open=False, tty=False,
             restart_policy={"Name": "no"},
             log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "1"}),
@@ -376,7 +389,7 @@ class DockerRuntime(Supervised):
             kw["ulimits"] = [Ulimit(name="nofile", soft=lim.files, hard=lim.files)]
         if lim.processes:
             kw["pids_limit"] = lim.processes
-        if getattr(lim, "cpus", 0):
+        if lim.cpus:
             kw["nano_cpus"] = int(lim.cpus * 1e9)
         return kw
 
@@ -409,7 +422,7 @@ class DockerRuntime(Supervised):
             self._paused = False
             self.starts += 1
         self.timeline.record("agent.start", "runtime", pid=run.pid, start=self.starts, boundary=self.boundary,
-                             limits=self.limits.to_json(), container=c.short_id, image=self.image)
+                             network=self.network, limits=self.limits.to_json(), container=c.short_id, image=self.image)
         return run
 
     def _wait(self, run: _Run) -> None:
@@ -462,17 +475,55 @@ class DockerRuntime(Supervised):
         except Exception:
             pass
 
-    def _remove_all(self) -> None:
+    def _remove_container(self, cid: str) -> bool:
+        """Remove one of this runtime's containers with its anonymous volumes; False if the daemon refused
+        (the container is then left to the next run's sweep of dead owners: it carries the owner label)."""
         from docker.errors import APIError, NotFound
 
-        for cid in list(self._created):
-            try:
-                self._client.api.remove_container(cid, force=True, v=True)
-            except NotFound:
-                pass
-            except APIError:
-                continue  # left to the next run's sweep of dead owners
-            self._created.remove(cid)
+        try:
+            self._client.api.remove_container(cid, force=True, v=True)
+        except NotFound:
+            pass
+        except APIError:
+            return False
+        return True
+
+    def _remove_all(self) -> None:
+        self._created = [cid for cid in self._created if not self._remove_container(cid)]
+
+    def _open_network(self) -> None:
+        """Start the holder container (network ``none``) and bridge its namespace to the plan's ports."""
+        from docker.errors import APIError
+
+        from harness.image import holder_image
+
+        assert self._plan is not None
+        image = holder_image(self._client)
+        try:
+            c = self._client.containers.create(
+                image, network_mode="none", labels={**self._labels, LABEL_ROLE: "network"}, detach=True, read_only=True,
+                user=f"{os.getuid()}:{os.getgid()}", mem_limit=32 * 1024**2, pids_limit=4,
+                restart_policy={"Name": "no"}, log_config={"type": "none", "config": {}})
+            self._holder = c.id
+            c.start()
+            c.reload()
+        except APIError as exc:
+            raise AgentStartError(f"Docker could not start the container holding the agent's network "
+                                  f"({image}): {exc.explanation or exc}") from None
+        pid = c.attrs.get("State", {}).get("Pid")
+        if not pid:
+            raise AgentStartError(f"the container holding the agent's network ({c.short_id}) is not running: "
+                                  f"{c.attrs.get('State', {}).get('Error') or c.status}")
+        self._bridge = NetBridge(self._plan, timeline=self.timeline, netns=f"/proc/{pid}/ns/net", name=self.name)
+        self._bridge.start()
+
+    def _close_network(self) -> None:
+        """After the agent's containers are gone: the bridge's totals, the bridge, the holder."""
+        if self._bridge is not None:
+            self._bridge.record_totals()
+            self._bridge.stop()
+        if self._holder is not None and self._remove_container(self._holder):
+            self._holder = None
 
     def _remove(self, run: _Run) -> None:
         from docker.errors import APIError, NotFound
@@ -515,8 +566,11 @@ class DockerRuntime(Supervised):
 
     @property
     def violations(self) -> dict[str, int]:
-        """Contract violations the runtime saw, by what was done (for the record; the container is the boundary)."""
-        return {"output over the cap": 1} if self._output is not None and self._output.cut_recorded else {}
+        """Contract violations the runtime and the network bridge saw, by what was done (for the record)."""
+        out = {"output over the cap": 1} if self._output is not None and self._output.cut_recorded else {}
+        if self._bridge is not None:
+            out.update(self._bridge.violations)
+        return out
 
     # -- supervisor --------------------------------------------------------------------------
     def _supervise(self) -> None:

@@ -41,14 +41,14 @@ import socket
 import struct
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import HarnessError, UsageError
 from harness.observe.timeline import Timeline
 
-__all__ = ["BridgePlan", "NetBridge", "NETWORK_MODES", "isolation_unavailable"]
+__all__ = ["BridgePlan", "NetBridge", "NETWORK_MODES", "choose_network", "isolation_unavailable"]
 
 NETWORK_MODES = ("auto", "isolated", "host")
 _CLONE_NEWNET = 0x40000000
@@ -83,6 +83,7 @@ class BridgePlan:
                              "either an outbound endpoint, a trap, or the agent's own (inbound)")
 
 
+@functools.cache
 def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True)
 
@@ -146,6 +147,30 @@ def isolation_unavailable() -> str | None:
     finally:
         bridge.stop()
     return None
+
+
+def choose_network(network: str, plan: BridgePlan | None, unavailable: Callable[[], str | None]) -> str:
+    """What a runtime asked for ``network`` ("auto", "isolated" or "host") runs: "isolated" or "host".
+
+    ``plan`` None (an endpoint off the machine's loopback) leaves the agent on the host's network;
+    ``unavailable()`` says why this runtime cannot isolate here (None: it can), and is asked only
+    when isolation is wanted. "isolated" that cannot be had is a ``UsageError`` saying why.
+    """
+    if network not in NETWORK_MODES:
+        raise UsageError(f"the agent network must be one of {', '.join(NETWORK_MODES)}, got {network!r}")
+    if network == "host":
+        return "host"
+    if plan is None:
+        if network == "isolated":
+            raise UsageError("an isolated agent network needs a BridgePlan (the ports the agent may reach and serve)")
+        return "host"
+    why = unavailable()
+    if why is None:
+        return "isolated"
+    if network == "isolated":
+        raise UsageError(f"--agent-network isolated is not possible here: {why}; use --agent-network host (or auto, "
+                         "which falls back to it) to run the agent on the machine's network")
+    return "host"
 
 
 class _Relay:

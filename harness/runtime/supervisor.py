@@ -44,7 +44,7 @@ from harness.errors import AgentStartError, HarnessError, UsageError
 from harness.observe.timeline import Timeline
 from harness.runtime.base import RestartPolicy, Supervised
 from harness.runtime.limits import AgentLimits, CappedOutput
-from harness.runtime.netbridge import NETWORK_MODES, BridgePlan, NetBridge, isolation_unavailable
+from harness.runtime.netbridge import BridgePlan, NetBridge, choose_network, isolation_unavailable
 
 __all__ = ["AgentRuntime", "BOUNDARIES", "pidns_available"]
 
@@ -131,10 +131,6 @@ class AgentRuntime(Supervised):
         network: str = "auto",
         bridge: BridgePlan | None = None,
     ) -> None:
-        if network not in NETWORK_MODES:
-            raise UsageError(f"AgentRuntime network must be one of {', '.join(NETWORK_MODES)}, got {network!r}")
-        if network == "isolated" and bridge is None:
-            raise UsageError("an isolated agent network needs a BridgePlan (the ports the agent may reach and serve)")
         if boundary not in BOUNDARIES:
             raise UsageError(f"AgentRuntime boundary must be one of {', '.join(BOUNDARIES)}, got {boundary!r}")
         if not argv:
@@ -152,11 +148,7 @@ class AgentRuntime(Supervised):
                              "to a process group")
         self._unshare = prefix
         self.boundary = "pidns" if prefix is not None else "group"
-        why = isolation_unavailable() if network != "host" and bridge is not None else None
-        if network == "isolated" and why is not None:
-            raise UsageError(f"--agent-network isolated is not possible here: {why}; use --agent-network host (or auto, "
-                             "which falls back to it) to run the agent on the machine's network")
-        self.network = "isolated" if network != "host" and bridge is not None and why is None else "host"
+        self.network = choose_network(network, bridge, isolation_unavailable)
         self._plan = bridge
         self._bridge: NetBridge | None = None
         self._status_dir: str | None = None
@@ -172,10 +164,6 @@ class AgentRuntime(Supervised):
             if self._proc is None or self._proc.poll() is not None:
                 return None
             return self._agent_pid if self._agent_pid is not None else self._proc.pid
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
 
     def start(self) -> None:
         """Start the agent and its supervisor thread; returns once the first process is spawned."""
@@ -315,12 +303,6 @@ class AgentRuntime(Supervised):
                 continue
             members.append({"pid": int(entry), "sid": _ns_field(int(entry), "NSsid"), "cmd": _cmdline(int(entry))})
         return members
-
-    def freeze(self) -> bool:
-        return self.kill(signal.SIGSTOP)
-
-    def thaw(self) -> bool:
-        return self.kill(signal.SIGCONT)
 
     # -- supervisor ----------------------------------------------------------------------------
     def _launch_argv(self, status: str) -> list[str]:

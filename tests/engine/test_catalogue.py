@@ -8,13 +8,14 @@ tests/test_install.py does the same from a real pip install.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from projects import collect_project, usage_error
 
 from harness.drill.catalogue import load_catalogue, marker_name
 
@@ -38,22 +39,12 @@ def test_unit():
 
 
 def collect(project: Path, *args: str, drills: str = OWN_DRILL) -> subprocess.CompletedProcess[str]:
-    (project / "pytest.ini").touch()
-    (project / "test_mine.py").write_text(drills)
-    cmd = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args]
-    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "300"})
+    return collect_project(project, "test_mine.py", drills, *args)
 
 
 def ids(proc: subprocess.CompletedProcess[str]) -> list[str]:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return [line for line in proc.stdout.splitlines() if "::" in line]
-
-
-def usage_error(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 4 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    (line,) = [line for line in proc.stderr.splitlines() if line.strip()]
-    return line.removeprefix("ERROR: ")
 
 
 def test_the_catalogue_is_read_from_the_installed_package() -> None:

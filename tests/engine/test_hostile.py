@@ -52,9 +52,11 @@ def gone(token: str, timeout: float = 5.0) -> list[int]:
     return left
 
 
-def start_drills(tmp_path: Path, select: str, token: str, **env: str) -> subprocess.Popen[str]:
+def start_drills(tmp_path: Path, select: str, token: str, *agent: str, **env: str) -> subprocess.Popen[str]:
+    """The minimal drills ``select`` against the hostile agent (``agent``: the options naming it; its process by default)."""
+    agent = agent or ("--agent-cmd", f"{{python}} {AGENT}")
     cmd = [sys.executable, "-m", "pytest", "-p", "harness.drill.pytest_plugin", str(DRILLS), "-q", "-rA", "-k", select,
-           "--agent-cmd", f"{{python}} {AGENT}", "--basetemp", str(tmp_path / "inner"), "--chain", "pyevm",
+           *agent, "--basetemp", str(tmp_path / "inner"), "--chain", "pyevm",
            "--drill-jsonl", str(tmp_path / "results.jsonl"), "--drill-report-dir", str(tmp_path / "reports")]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "HOSTILE_TOKEN": token, "COLUMNS": "300", **env}, start_new_session=True)
@@ -144,3 +146,72 @@ def test_escapee_is_reclaimed_whatever_the_outcome(tmp_path: Path, outcome: str)
     expected = {"pass": 0, "fail": 1}.get(outcome)
     assert expected is None or proc.returncode == expected, out[-3000:]
     assert not gone(token), f"the escapee outlived the drill ({outcome})"
+
+
+def hostile_image() -> str:
+    """The hostile agent in an image: the reference agent's (built now, a few seconds) with tests/hostile/agent.py
+    added, running the reference agent after its misdeeds (the minimal agent needs web3, which that image lacks)."""
+    import io
+    import tarfile
+
+    from harness.image import REFERENCE_IMAGE, build_reference_image
+    from harness.runtime.docker import DockerUnavailable, docker_client
+
+    try:
+        client = docker_client(timeout=30)
+    except DockerUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Docker runtime's tests, but {exc}")
+        pytest.skip(f"{exc} (with CI set, this fails instead of skipping)")
+    build_reference_image(client=client)
+    dockerfile = (f"FROM {REFERENCE_IMAGE}\nCOPY agent.py /hostile/agent.py\nENV HOSTILE_INNER_MODULE=reference_agent\n"
+                  'CMD ["python3", "/hostile/agent.py"]\n').encode()
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in (("Dockerfile", dockerfile), ("agent.py", AGENT.read_bytes())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    tag = "agent-drills/hostile-agent:test"
+    client.images.build(fileobj=context, custom_context=True, tag=tag, pull=False, rm=True, forcerm=True)
+    return tag
+
+
+@pytest.mark.slow
+def test_hostile_image_is_drilled_isolated_and_reclaimed(tmp_path: Path) -> None:
+    """Under the Docker runtime: the container's network holds only the contract's endpoints (the chain's port a
+    trap, recorded), the floods are bounded as for a process, and nothing of the run is left, escapee included."""
+    from harness.runtime.docker import LABEL_RUN, docker_client
+
+    image = hostile_image()
+    token = f"hostile-{secrets.token_hex(6)}"
+    run_id = f"hostile-docker-{secrets.token_hex(4)}"
+    t0 = time.monotonic()
+    proc = start_drills(tmp_path, "killed_agent", token, "--agent-image", image, "--drill-run-id", run_id,
+                        "--agent-env", f"HOSTILE_TOKEN={token}", "--agent-env", "HOSTILE_OUTPUT_MB=8")
+    seen: set[int] = set()  # the escapee's host pids, while the drill runs (its output stays small: no deadlock)
+    try:
+        while proc.poll() is None and time.monotonic() - t0 < 240:
+            seen.update(with_token(token))
+            time.sleep(0.1)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    print(f"\nhostile drill under Docker: {time.monotonic() - t0:.1f} s")
+    assert seen, "the escapee never ran (nothing to reclaim was tested)"
+    assert "PASSED tests/engine/minimal_drills.py::test_killed_agent_reports_crash_after_restart" in out, out[-3000:]
+    assert len(out) < 20_000, "the agent's flood reached pytest's output"
+    (result,) = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    timeline = result["timeline"]
+    starts = [e["data"] for e in timeline if e["kind"] == "agent.start"]
+    assert starts and {(s["boundary"], s["network"]) for s in starts} == {("container", "isolated")}, starts
+    whats = {e["data"].get("what") for e in timeline if e["kind"] == "contract.violation"}
+    assert {"direct connection to the chain's own port", "oversized event", "malformed event"} <= whats, whats
+    (summary,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").rglob("summary.json")]
+    (record,) = summary["drills"]
+    assert record["violations"].get("direct connection to the chain's own port", 0) >= 1, record["violations"]
+    assert docker_client().containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}) == []
+    assert not gone(token), "the escapee outlived its container"

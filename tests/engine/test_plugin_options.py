@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from projects import collect_project, usage_error
+
 ROOT = Path(__file__).resolve().parents[2]
 DRILLS = Path(__file__).with_name("minimal_drills.py")
 AGENT = ROOT / "tests" / "minimal_agent" / "agent.py"
@@ -39,21 +41,7 @@ def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def run_project(project: Path, *args: str, drills: str = A_DRILL) -> subprocess.CompletedProcess[str]:
     """pytest in a fresh project of its own (rootdir ``project``), collection only."""
-    (project / "pytest.ini").touch()
-    (project / "test_drills.py").write_text(drills)
-    cmd = [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider", *args]
-    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "300"})
-
-
-def usage_error(proc: subprocess.CompletedProcess[str]) -> str:
-    """The one-line message of a usage error at start (asserting that it was one)."""
-    out = proc.stdout + proc.stderr
-    assert "INTERNALERROR" not in out and "Traceback" not in out, out
-    assert proc.returncode == 4, out
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("ERROR: "), proc.stderr
-    return lines[0].removeprefix("ERROR: ")
+    return collect_project(project, "test_drills.py", drills, *args)
 
 
 # -- options, at configure time (before collection) -------------------------------------------------

@@ -11,8 +11,10 @@ On its first start (a marker in AGENT_STATE_DIR) it:
   /proc/net/tcp that the contract did not give it (the chain's own port among them, when the agent
   shares the machine's network) gets a JSON-RPC call, as an agent skipping the fault proxies would.
 
-Then (and on every later start) it runs tests/minimal_agent/agent.py in the same process. Each flood
-can be turned off with 0, so the cleanup test can use the escapee alone.
+Then (and on every later start) it runs tests/minimal_agent/agent.py in the same process, or, with
+HOSTILE_INNER_MODULE set, that module (an image of the reference agent has no web3 for the minimal
+one: its test sets ``reference_agent``). Each flood can be turned off with 0, so the cleanup test can
+use the escapee alone.
 """
 
 from __future__ import annotations
@@ -105,8 +107,13 @@ def main() -> None:
         output = int(os.environ.get("HOSTILE_OUTPUT_MB", "48"))
         if output:
             threading.Thread(target=flood_output, args=(output,), daemon=True).start()
-    sys.argv = [str(MINIMAL)]
-    runpy.run_path(str(MINIMAL), run_name="__main__")
+    inner = os.environ.get("HOSTILE_INNER_MODULE")
+    if inner:
+        sys.argv = [inner]
+        runpy.run_module(inner, run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = [str(MINIMAL)]
+        runpy.run_path(str(MINIMAL), run_name="__main__")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
+import threading
 import sys
 import time
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from harness.image import REFERENCE_IMAGE
 from harness.observe.timeline import Timeline
 from harness.runtime.docker import (
     LABEL_OWNER,
+    LABEL_ROLE,
     LABEL_RUN,
     DockerRuntime,
     DockerUnavailable,
@@ -32,8 +35,9 @@ from harness.runtime.docker import (
     owner_id,
     remove_leftovers,
 )
-from harness.runtime.limits import AgentLimits
 from harness.runtime.base import RestartPolicy
+from harness.runtime.limits import AgentLimits
+from harness.runtime.netbridge import BridgePlan
 
 ROOT = Path(__file__).resolve().parents[2]
 SLEEPER = ["python3", "-c", "import time\nprint('up', flush=True)\nwhile True: time.sleep(1)"]
@@ -90,6 +94,26 @@ def _ours(client: Any, **labels: str) -> list[Any]:
     return client.containers.list(all=True, filters={"label": filters})
 
 
+def _agents(client: Any, **labels: str) -> list[Any]:
+    """The agent's own containers among ``_ours`` (not the one holding an isolated agent's network)."""
+    return [c for c in _ours(client, **labels) if LABEL_ROLE not in c.labels]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _call(port: int) -> str:
+    """What a connection to 127.0.0.1:port of this (the host's) namespace gets: its first line, or the error."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+            return s.recv(100).decode().strip()
+    except OSError as exc:
+        return type(exc).__name__
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -131,6 +155,70 @@ def test_container_gets_host_network_mounts_limits_labels_and_no_docker_restart(
     _wait_for(lambda: "up" in rt.output_text(), 10, "the agent's first output line")
     rt.stop(grace=1)
     assert _ours(client, **{LABEL_RUN: "test-" + tmp_path.name}) == []
+
+
+def test_isolated_container_reaches_only_the_contracts_ports_across_restarts(runtime_factory: Any, image: str,
+                                                                           client: Any, tmp_path: Path) -> None:
+    outbound, inbound, trap, other = (_free_port() for _ in range(4))
+    listeners = []
+    for port, greeting in ((outbound, b"proxy\n"), (other, b"something else on the machine\n")):
+        srv = socket.create_server(("127.0.0.1", port))
+        listeners.append(srv)
+
+        def serve(srv: socket.socket = srv, greeting: bytes = greeting) -> None:
+            while True:
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.sendall(greeting)
+
+        threading.Thread(target=serve, daemon=True).start()
+    # the agent: what it gets from each port, printed; then it serves its own port (its control API)
+    agent = ["python3", "-c", f"""
+import socket
+def call(p):
+    try:
+        with socket.create_connection(('127.0.0.1', p), timeout=3) as s:
+            return s.recv(100).decode().strip()
+    except OSError as exc:
+        return type(exc).__name__
+print('outbound', call({outbound}), '| trap', call({trap}), '| other', call({other}), flush=True)
+srv = socket.create_server(('127.0.0.1', {inbound}))
+while True:
+    conn, _ = srv.accept()
+    conn.sendall(b'agent\\n')
+    conn.close()
+"""]
+    plan = BridgePlan(outbound=(outbound,), inbound=(inbound,), traps={trap: "the chain's own port"})
+    rt = runtime_factory(image, agent, network="auto", bridge=plan, policy=RestartPolicy(initial_backoff=0.1))
+    try:
+        rt.start()
+        assert rt.network == "isolated"
+        line = "outbound proxy | trap ConnectionResetError | other ConnectionRefusedError"
+        _wait_for(lambda: line in rt.output_text(), 10, "the agent's calls from inside")
+        _wait_for(lambda: _call(inbound) == "agent", 10, "the agent's own port, from the host")
+        (agent_c,) = _agents(client, **{LABEL_RUN: "test-" + tmp_path.name})
+        (holder,) = [c for c in _ours(client, **{LABEL_RUN: "test-" + tmp_path.name}) if c.labels.get(LABEL_ROLE) == "network"]
+        assert holder.attrs["HostConfig"]["NetworkMode"] == "none"
+        assert agent_c.attrs["HostConfig"]["NetworkMode"] == f"container:{holder.id}"
+        assert rt.kill()
+        _wait_for(lambda: rt.starts == 2 and rt.output_text().count(line) == 2, 20, "the restarted agent's calls")
+        _wait_for(lambda: _call(inbound) == "agent", 10, "the restarted agent's own port, from the host")
+        (again,) = _agents(client, **{LABEL_RUN: "test-" + tmp_path.name})
+        assert again.id != agent_c.id and again.attrs["HostConfig"]["NetworkMode"] == f"container:{holder.id}"
+        assert rt.violations == {"direct connection to the chain's own port": 2}
+        starts = [e.data for e in rt.timeline.events("agent.start")]
+        assert [s["network"] for s in starts] == ["isolated", "isolated"]
+        trapped = [e.data for e in rt.timeline.events("contract.violation")]
+        assert [(t["what"], t["port"]) for t in trapped] == [("direct connection to the chain's own port", trap)] * 2
+    finally:
+        rt.stop(grace=0)
+        for srv in listeners:
+            srv.close()
+    assert _ours(client, **{LABEL_RUN: "test-" + tmp_path.name}) == [], "a container (or the network's holder) is left"
+    assert _call(inbound) == "ConnectionRefusedError", "the bridge still listens after the stop"
 
 
 def test_freeze_pauses_kill_while_frozen_restarts_and_stop_removes(runtime_factory: Any, image: str,
@@ -283,7 +371,7 @@ def test_ctrl_c_mid_docker_drill_leaves_no_container_volume_or_process(tmp_path:
     pids: set[int] = set()
     try:
         def restarted() -> bool:  # mid-drill: the crash loop has killed the first container already
-            for c in _ours(client, **{LABEL_RUN: run_id}):
+            for c in _agents(client, **{LABEL_RUN: run_id}):
                 c.reload()
                 if c.attrs["State"]["Pid"]:
                     pids.add(c.attrs["State"]["Pid"])
