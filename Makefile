@@ -1,5 +1,5 @@
 # The two commands of the README, the setup they share, and the longer runs.
-.PHONY: setup drills test drills-anvil drills-docker image sensitivity bench
+.PHONY: setup drills test drills-anvil drills-docker image sensitivity bench bench-parallel explore
 
 setup:
 	@scripts/setup.sh
@@ -30,6 +30,17 @@ drills-docker: image
 sensitivity: setup
 	.venv/bin/pytest -m sensitivity -s
 
+# The schedule search with the explore profile: 30 minutes on each chain against the reference agent
+# (docs/schedules.md). EXPLORE_BUDGET=10m shortens it.
+EXPLORE_BUDGET ?= 30m
+explore: setup
+	.venv/bin/drill explore --budget $(EXPLORE_BUDGET) --chain pyevm
+	.venv/bin/drill explore --budget $(EXPLORE_BUDGET) --chain anvil
+
 bench: setup
 	.venv/bin/python bench/chain_bench.py
 	.venv/bin/python bench/proxy_bench.py
+
+# The catalogue serial and with -n 3, side by side on both chains (about 10 minutes); the README's figures.
+bench-parallel: setup
+	.venv/bin/python bench/parallel_bench.py

@@ -7,6 +7,9 @@
     drill check   judge a stored run again from its recorded history
     drill init    write a starter drills.toml and an example drill into the current project
     drill image   build the reference agent's Docker image from local files (no registry)
+    drill matrix  fan a drill matrix out over Kubernetes (manifests), run one cell, merge and gate the cells
+    drill replay  replay a fault schedule file (one a search saved) as a drill
+    drill explore search fault schedules against the agent for a time budget, with live progress
 
 Drills themselves run under pytest (``pytest -m drill``); this command is for everything around them.
 """
@@ -14,6 +17,7 @@ Drills themselves run under pytest (``pytest -m drill``); this command is for ev
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -104,11 +108,145 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if getattr(args, "report_command", None) == "merge":
+        return cmd_report_merge(args)
     try:
         from harness.report.cli import run as report_run
     except ImportError:
         raise UsageError("`drill report` is not available in this version of agent-drills") from None
     return report_run(args)
+
+
+def cmd_report_merge(args: argparse.Namespace) -> int:
+    """Join shards' run directories into one run, gate it, print one line per drill; exit 1 unless all passed."""
+    from pathlib import Path
+
+    from harness.record.model import GateSettings
+    from harness.report.merge import default_run_id, merge_runs
+
+    run_id = args.run_id or default_run_id()
+    if not all(c.isalnum() or c in "._-" for c in run_id) or run_id.startswith((".", "-")):
+        raise UsageError(f"--run-id {run_id!r} must be letters, digits, '.', '_' or '-' (it names a directory)")
+    gate = None
+    if args.drill_gate is not None:
+        if args.drill_gate_factor <= 1.0:
+            raise UsageError(f"--drill-gate-factor must be > 1 (1.5 = 50% slower than the median fails), "
+                             f"got {args.drill_gate_factor:g}")
+        if args.drill_gate_min_history < 1:
+            raise UsageError(f"--drill-gate-min-history must be at least 1, got {args.drill_gate_min_history}")
+        gate = GateSettings(mode=args.drill_gate, factor=args.drill_gate_factor, min_history=args.drill_gate_min_history)
+    result = merge_runs([Path(p) for p in args.run_dirs], Path(args.report_dir), run_id=run_id, gate=gate)
+    for d in result.run.drills:
+        why = f" ({d.failure_category}: {d.failure_message})" if d.status != "passed" else ""
+        print(f"{d.status:8} {d.name}{why}")
+    counts: dict[str, int] = {}
+    for d in result.run.drills:
+        counts[d.status] = counts.get(d.status, 0) + 1
+    print(f"merged {len(args.run_dirs)} shard(s): {len(result.run.drills)} drill(s), "
+          + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + f"; gate {result.run.gate.mode}")
+    print(f"report: {result.run_dir / 'README.md'}")
+    for problem in result.problems:
+        print(f"drill report merge: {problem}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness import matrix as mx
+
+    if args.matrix_command == "manifests":
+        m = mx.Matrix(name=args.name, agents=tuple(args.agent_cmd or ()), images=tuple(args.agent_image or ()),
+                      chains=tuple(args.chains), seeds=tuple(args.seeds), shards=args.shards,
+                      pytest_args=tuple(args.pytest_arg or ()), gate=args.drill_gate)
+        docs = mx.render_manifests(m, runner_image=args.runner_image, claim=args.claim, namespace=args.namespace,
+                                   parallelism=args.parallelism)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "matrix.json").write_text(json.dumps(m.to_json(), indent=2) + "\n", encoding="utf-8")
+        (out / "drill-matrix.yaml").write_text(mx.dump_manifests(docs[:2]), encoding="utf-8")
+        (out / "drill-matrix-merge.yaml").write_text(mx.dump_manifests(docs[2:]), encoding="utf-8")
+        cells = m.cells()
+        print(f"{len(cells)} cell(s): {len(m.agents) + len(m.images)} agent(s) x {len(m.chains)} chain(s) x "
+              f"{len(m.seeds)} seed(s) x {m.shards} shard(s)")
+        print(f"wrote {out / 'matrix.json'}, {out / 'drill-matrix.yaml'} (ConfigMap {m.name}-matrix, Indexed Job "
+              f"{m.name}-cells) and {out / 'drill-matrix-merge.yaml'} (Job {m.name}-merge: apply it once the cells completed)")
+        return 0
+    m = mx.Matrix.load(Path(args.matrix))
+    if args.matrix_command == "cell":
+        return mx.run_cell(m, mx.cell_index(args.index), Path(args.report_dir))
+    outcomes = mx.merge_matrix(m, Path(args.cells_dir), Path(args.report_dir))
+    for o in outcomes:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(o.counts.items())) or "-"
+        verdict = "ok" if o.ok else "NOT OK"
+        print(f"{verdict:7} {o.run_id}: {o.label}: {o.drills} drill(s), {counts}" + (f"; {o.problem}" if o.problem else ""))
+    bad = sum(not o.ok for o in outcomes)
+    print(f"matrix {m.name}: {len(outcomes)} run(s) of {len(m.cells())} cell(s); {bad} not ok; "
+          f"reports under {args.report_dir}")
+    return 0 if bad == 0 else 1
+
+
+def _duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``20m`` or ``1h``."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration like 90s, 20m or 1h, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive duration, got {text!r}")
+    return value
+
+
+def _schedule_pytest(test: str, extra: list[str], passthrough: Sequence[str]) -> int:
+    """Run the catalogue's schedule drill ``test`` under pytest (its file, wherever the catalogue is installed)."""
+    import subprocess
+
+    from harness.drill.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    if catalogue is None:
+        raise UsageError("the built-in drills are not installed (no package agent_drills_catalogue): reinstall "
+                         "agent-drills (pip install -e . in a checkout)")
+    cmd = [sys.executable, "-m", "pytest", "-m", "drill", f"{catalogue.root / 'test_schedules.py'}::{test}",
+           "--drill-catalogue", "no", *extra, *passthrough]
+    print("running: " + " ".join(cmd[1:]), flush=True)
+    return subprocess.run(cmd, check=False).returncode
+
+
+def _agent_args(args: argparse.Namespace) -> list[str]:
+    out = []
+    if args.chain:
+        out += ["--chain", args.chain]
+    if args.agent_cmd:
+        out += ["--agent-cmd", args.agent_cmd]
+    if args.agent_image:
+        out += ["--agent-image", args.agent_image]
+    for kv in args.agent_env:
+        out += ["--agent-env", kv]
+    return out
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Check the schedule file, then replay it as the catalogue's test_schedule_replay drill."""
+    from pathlib import Path
+
+    from harness.schedule import Schedule
+
+    path = Path(args.file).resolve()
+    schedule = Schedule.load(path)  # a UsageError says what is wrong with the file
+    print(f"schedule: {schedule.label()}")
+    return _schedule_pytest("test_schedule_replay", ["--drill-schedule", str(path), *_agent_args(args)], args.pytest_args)
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    """Search schedules for ``--budget`` with the explore profile; progress is printed as examples run."""
+    extra = ["--drill-search", "explore", "--drill-search-budget", f"{args.budget:g}", "-p", "no:cacheprovider"]
+    if args.seed is not None:
+        extra += ["--hypothesis-seed", str(args.seed)]
+    return _schedule_pytest("test_schedule_search_finds_no_failing_combination", extra + _agent_args(args),
+                            args.pytest_args)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -221,6 +359,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allure", default=None, metavar="DIR", help="build the Allure HTML report from the results in DIR")
     p.add_argument("--last", type=int, default=5, help="runs per scenario to show, 1 or more (default 5)")
     p.set_defaults(func=cmd_report)
+    report_sub = p.add_subparsers(dest="report_command", metavar="merge")
+    m = report_sub.add_parser("merge", help="join the run directories of a run's shards into one run and gate it",
+                              description="Join the run directories that `pytest -m drill --drill-shard I/N` left "
+                              "(one per shard) into one run under --report-dir: one summary, README and set of "
+                              "drill files, one history line per drill, the regression gate applied to the merged "
+                              "run. Exit 0: every drill passed; 1: one did not (or the gate failed it); 2: the "
+                              "directories are not shards of one run.")
+    m.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a shard's run directory (holding summary.json)")
+    m.add_argument("--report-dir", default="reports",
+                   help="where the merged run and history.jsonl go (default reports/)")
+    m.add_argument("--run-id", default=None, metavar="ID", help="the merged run's directory name (default merged-<UTC time>)")
+    m.add_argument("--drill-gate", choices=("off", "regression"), default=None,
+                   help="the gate for the merged run (default: the shards' own setting)")
+    m.add_argument("--drill-gate-factor", type=float, default=1.5, metavar="F",
+                   help="with --drill-gate: how much slower than the median is tolerated (default 1.5)")
+    m.add_argument("--drill-gate-min-history", type=int, default=3, metavar="N",
+                   help="with --drill-gate: past passing runs a drill needs before it is compared (default 3)")
+    m.set_defaults(func=cmd_report)
 
     p = sub.add_parser("check", help="judge a stored run again from its recorded history",
                        description="Re-derive each drill's verdicts (detection, containment, recovery, the "
@@ -241,6 +397,78 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the reference agent's package directory (default: fixtures/reference_agent of this checkout)")
     p.set_defaults(func=cmd_image)
 
+    p = sub.add_parser("matrix", help="fan a drill matrix out over Kubernetes, run a cell, merge and gate the cells",
+                       description="A drill matrix is agents (or images) x chains x schedule seeds x shards of the "
+                       "catalogue; each cell is one `pytest -m drill` run writing its run directory to shared "
+                       "storage, and one merge step joins and gates them (docs/ci.md#a-drill-matrix-on-kubernetes).")
+    msub = p.add_subparsers(dest="matrix_command", metavar="manifests|cell|merge")
+    msub.required = True
+    m = msub.add_parser("manifests", help="write matrix.json and the Kubernetes manifests of a matrix",
+                        description="Write OUT/matrix.json, OUT/drill-matrix.yaml (a ConfigMap with the matrix and an "
+                        "Indexed Job running one cell per index) and OUT/drill-matrix-merge.yaml (the Job that merges "
+                        "and gates them, to apply once the cells' Job completed).")
+    m.add_argument("--name", default="drills", help="the matrix's name; it names the Kubernetes objects (default drills)")
+    m.add_argument("--agent-cmd", action="append", metavar="CMD", help="an agent command in the runner image (repeatable)")
+    m.add_argument("--agent-image", action="append", metavar="IMAGE",
+                   help="an agent image, drilled with --agent-image (repeatable; the pod needs a Docker daemon)")
+    m.add_argument("--chains", nargs="+", default=["pyevm"], metavar="CHAIN", help="pyevm and/or anvil (default pyevm)")
+    m.add_argument("--seeds", nargs="+", type=int, default=[1], metavar="SEED",
+                   help="schedule seeds, one run each (default 1); see the docs for what a seed changes today")
+    m.add_argument("--shards", type=int, default=1, metavar="N", help="split each run's catalogue into N cells (default 1)")
+    m.add_argument("--pytest-arg", action="append", metavar="ARG", help="one more pytest argument for every cell (repeatable; one that starts with '-' as --pytest-arg=-k)")
+    m.add_argument("--drill-gate", choices=("off", "regression"), default="regression",
+                   help="the merge step's gate (default regression)")
+    m.add_argument("--runner-image", required=True, metavar="IMAGE",
+                   help="the image the pods run: agent-drills and the agent installed, drills.toml in its working directory")
+    m.add_argument("--claim", default="drill-reports", help="the PersistentVolumeClaim (ReadWriteMany) shared by the pods")
+    m.add_argument("--namespace", default="default", help="the namespace of the objects (default default)")
+    m.add_argument("--parallelism", type=int, default=4, metavar="P", help="cells running at once (default 4)")
+    m.add_argument("--out", default="k8s", metavar="DIR", help="where to write (default k8s/)")
+    m.set_defaults(func=cmd_matrix)
+    m = msub.add_parser("cell", help="run one cell of a matrix (what each pod of the Indexed Job runs)",
+                        description="Run cell INDEX (default: $JOB_COMPLETION_INDEX) as `pytest -m drill ...` in this "
+                        "directory. Exit 0 when the cell wrote its run directory, whatever its drills' verdicts.")
+    m.add_argument("index", nargs="?", type=int, default=None, metavar="INDEX")
+    m.add_argument("--matrix", required=True, metavar="FILE", help="the matrix.json that `drill matrix manifests` wrote")
+    m.add_argument("--report-dir", required=True, metavar="DIR", help="the shared directory of the cells' run directories")
+    m.set_defaults(func=cmd_matrix)
+    m = msub.add_parser("merge", help="join each run's cells, gate them, and fail when a cell or a drill did",
+                        description="For each agent, chain and seed, join its cells' run directories into one run under "
+                        "--report-dir (as `drill report merge` does), gated on --report-dir's history. Exit 0: every "
+                        "cell ran and every drill passed; 1: otherwise.")
+    m.add_argument("--matrix", required=True, metavar="FILE", help="the matrix.json that `drill matrix manifests` wrote")
+    m.add_argument("--cells-dir", required=True, metavar="DIR", help="where the cells wrote their run directories")
+    m.add_argument("--report-dir", default="reports", metavar="DIR",
+                   help="where the merged runs and history.jsonl go (default reports/)")
+    m.set_defaults(func=cmd_matrix)
+
+    for name, helptext, description in (
+        ("replay", "replay a fault schedule file as a drill",
+         "Check FILE (a fault schedule: one a search saved under reports/<run>/schedules/, or one committed) and "
+         "replay it against the agent as the catalogue's test_schedule_replay drill under pytest. Arguments after "
+         "-- go to pytest: drill replay FILE -- -x."),
+        ("explore", "search fault schedules for a time budget, with live progress",
+         "Run the catalogue's schedule search with the explore profile: as many examples as --budget allows, each "
+         "a drill of its own; a failure is shrunk, saved and printed with its replay command. The example "
+         "database (.hypothesis/) keeps what was found, so the next search starts from it. Arguments after -- go "
+         "to pytest."),
+    ):
+        p = sub.add_parser(name, help=helptext, description=description)
+        if name == "replay":
+            p.add_argument("file", metavar="FILE", help="a schedule file (JSON, format agent-drills/schedule/1)")
+            p.set_defaults(func=cmd_replay)
+        else:
+            p.add_argument("--budget", type=_duration, default=1200.0, metavar="DURATION",
+                           help="how long to search: 90s, 20m, 1h (default 20m)")
+            p.add_argument("--seed", type=int, default=None, help="Hypothesis's seed (default: random, printed)")
+            p.set_defaults(func=cmd_explore)
+        p.add_argument("--chain", choices=("pyevm", "anvil"), default=None, help="the chain backend (default: pytest's)")
+        p.add_argument("--agent-cmd", default=None, metavar="CMD", help="the agent as a process (default: the project's)")
+        p.add_argument("--agent-image", default=None, metavar="IMAGE", help="the agent as a container of IMAGE")
+        p.add_argument("--agent-env", action="append", default=[], metavar="KEY=VALUE",
+                       help="extra environment variable for the agent (repeatable)")
+        p.set_defaults(pytest_args=[])  # what follows -- on the command line (main() splits it off)
+
     p = sub.add_parser("init", help="write a starter drills.toml and an example drill into the current project",
                        description="Write drills.toml (every budget key with its default, the agent command, the "
                        "chain; commented) and drills/test_my_drill.py (an example drill of your own) into the current "
@@ -254,7 +482,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest: list[str] = []
+    if argv[:1] in (["replay"], ["explore"]) and "--" in argv:  # the rest goes to pytest untouched
+        argv, rest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = parser.parse_args(argv)
+    if rest:
+        args.pytest_args = rest
     try:
         return int(args.func(args) or 0)
     except DrillsError as exc:

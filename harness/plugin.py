@@ -10,6 +10,8 @@ pytest_plugins = [
     "harness.pytest_chain",  # --chain, --allow-remote, the session chain
     "harness.drill.pytest_plugin",  # --agent-cmd, --agent-env, budgets, the drill fixture
     "harness.drill.catalogue",  # --drill-catalogue: the built-in drills, family and playbook markers
+    "harness.drill.shard",  # --drill-shard I/N: one part of the drills, even by recorded duration
+    "harness.schedule.pytest_plugin",  # --drill-search, --drill-schedule: fault schedules searched and replayed
     "harness.report.pytest_plugin",  # --drill-report-dir, the regression gate, Allure
 ]
 

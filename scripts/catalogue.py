@@ -85,7 +85,31 @@ def render() -> str:
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", f"{len(rows)} drills.", ""]
+    lines += _schedule_faults()
     return "\n".join(lines)
+
+
+def _schedule_faults() -> list[str]:
+    """The faults a schedule can use (harness.schedule.FAULTS) and what the strategies draw of each."""
+    from harness.schedule import FAULTS
+
+    lines = [
+        "## Faults of the schedule search",
+        "",
+        "`test_schedule_search_finds_no_failing_combination` draws schedules of one to three of these,",
+        "each later one starting while an earlier one is held (`harness.schedule.schedules()`; see",
+        "[schedules.md](schedules.md)). Two faults holding one resource never overlap. The first value of",
+        "each parameter is the one shrinking moves towards.",
+        "",
+        "| Fault | What it does | Incident it must raise | Parameters drawn | Shortest hold | Holds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in FAULTS.values():
+        params = "; ".join(f"`{k}` in {', '.join(map(str, v))}" for k, v in spec.params.items()) or "—"
+        holds = ", ".join(spec.holds({k: v[0] for k, v in spec.params.items()})) or "—"
+        detect = f" within {spec.detect:g} s" if spec.detect is not None else ""
+        lines.append(f"| `{spec.name}` | {spec.doc} | `{spec.incident}`{detect} | {params} | {spec.min_hold:g} s | {holds} |")
+    return lines + [""]
 
 
 def main() -> int:

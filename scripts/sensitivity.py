@@ -9,7 +9,9 @@ unrelated drill still passes. It prints the defect x drill table.
 
 Which drills aim at which defect comes from the defect table in docs/agent.md (rows naming a
 defect in backticks and one or more ``test_...`` names); a built-in table is used for defects the
-document does not list.
+document does not list. The defects only two overlapping faults show (``COMBINATION_DEFECTS``) pass
+every drill of scenarios/ and are not run here: tests/reference_agent/test_combination_defects.py
+runs the two-fault drills aimed at them.
 
     python scripts/sensitivity.py --chain anvil
     python scripts/sensitivity.py --defects no_sweep,no_failover -- --drill-budget-scale 1.5
@@ -63,6 +65,15 @@ GLOBAL_DEFECTS = frozenset({"logs_key", "slow_detection"})
 TIMING_DEFECTS: dict[str, tuple[str, str]] = {
     "slow_resume": ("test_chain_stall_is_detected_and_sending_paused", "recovery 4 s or more later than the sound agent's"),
     "early_resolve": ("test_chain_stall_is_detected_and_sending_paused", "recovery still after the heal, the early claim a finding"),
+}
+
+#: defects that only two faults overlapping show: every single-fault drill of scenarios/ passes with
+#: them, so none is aimed at one; the two-fault drill of COMBINATION_DRILLS that catches each
+#: (tests/reference_agent/test_combination_defects.py runs them beside the sound agent)
+COMBINATION_DRILLS = ROOT / "tests" / "reference_agent" / "combination_drills.py"
+COMBINATION_DEFECTS: dict[str, str] = {
+    "kill_loses_replacement": "test_restart_during_fee_bump_keeps_the_replacement",
+    "failover_forgets_pending": "test_failover_while_transactions_are_stuck_keeps_their_nonces",
 }
 
 #: drills a defect touches without being aimed at them: they check the same behaviour on the way
@@ -170,8 +181,9 @@ def parse_junit(path: Path) -> dict[str, Outcome]:
 
 
 def run_drills(workdir: Path, *, chain: str | None, extra: Sequence[str], timeout: float,
-               select: Sequence[str] = ()) -> tuple[dict[str, Outcome], float, bool]:
-    """Run the drills of scenarios/ in a pytest subprocess (``select``: only these, by name).
+               select: Sequence[str] = (), path: Path | None = None) -> tuple[dict[str, Outcome], float, bool]:
+    """Run the drills of scenarios/ (or of the file ``path``) in a pytest subprocess (``select``: only
+    these, by name).
 
     Returns the outcome of every drill that finished (from its JUnit XML), the seconds it took, and
     whether the run was stopped at ``timeout`` (what did not finish then shows as "not run").
@@ -179,8 +191,10 @@ def run_drills(workdir: Path, *, chain: str | None, extra: Sequence[str], timeou
     import time
 
     junit = workdir / "junit.xml"
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "scenarios"), "-m", "drill", "-q", "-p", "no:randomly",
+    cmd = [sys.executable, "-m", "pytest", str(path or ROOT / "scenarios"), "-m", "drill", "-q", "-p", "no:randomly",
            f"--junitxml={junit}", "--basetemp", str(workdir / "run")]
+    if path is not None:
+        cmd += ["-p", "harness.drill.pytest_plugin"]  # a file outside scenarios/ is not a catalogue drill
     if select:
         cmd += ["-k", " or ".join(select)]
     if chain:

@@ -46,12 +46,16 @@ def _long_options(parser: argparse.ArgumentParser) -> set[str]:
 
 def drill_commands() -> dict[str, set[str]]:
     """``drill`` and each of its subcommands -> their long options."""
-    parser = build_parser()
-    out = {"drill": _long_options(parser)}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                out[f"drill {name}"] = _long_options(sub)
+    out: dict[str, set[str]] = {}
+
+    def walk(command: str, parser: argparse.ArgumentParser) -> None:  # nested: `drill report merge`
+        out[command] = _long_options(parser)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(f"{command} {name}", sub)
+
+    walk("drill", build_parser())
     return out
 
 

@@ -87,6 +87,7 @@ class DrillSpec:
     recover: set[Call] = field(default_factory=set)  # predicates waited for after it
     expects_recovery: bool = False
     verifies: bool = False
+    schedule: bool = False  # carries out a fault schedule (run_schedule: each step's detection, recovery, verify)
 
 
 def _marker(node: ast.expr, module_markers: dict[str, ast.Call]) -> ast.Call | None:
@@ -115,7 +116,10 @@ def read_drills(path: Path) -> list[DrillSpec]:
             continue
         kw = {k.arg: ast.literal_eval(k.value) for k in marker.keywords}
         spec = DrillSpec(path.name, fn.name, kw.get("playbook"), kw.get("incident"),
-                         drives_agent="drill" in [a.arg for a in fn.args.args])
+                         drives_agent=bool({"drill", "drill_factory"} & {a.arg for a in fn.args.args}))
+        if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "run_schedule"
+               for n in ast.walk(fn)):
+            spec.schedule = spec.expects_recovery = spec.verifies = True
         calls = sorted((n for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                         and isinstance(n.func.value, ast.Name) and n.func.value.id == "drill"),
                        key=lambda n: (n.lineno, n.col_offset))
@@ -242,7 +246,9 @@ def problems(drills: list[DrillSpec], rows: list[Row]) -> list[str]:
             out.append(f"{at}: it expects `{kind}` at {sev} or above; write \"`{kind}` at {sev}\" in the incident column")
         for kind, sev in sorted(said - d.detection):
             out.append(f"{at}: the incident column claims `{kind}` at {sev}, which the drill does not expect")
-        if not d.detection and "not checked" not in row.cells["incident"]:
+        if d.schedule and "each step" not in row.cells["incident"]:
+            out.append(f"{at}: it runs a fault schedule; say what \"each step\" must raise in the incident column")
+        if not d.detection and not d.schedule and "not checked" not in row.cells["incident"]:
             out.append(f"{at}: it checks no detection; say \"not checked\" in the incident column")
         for column, calls in (("containment", d.contain), ("recovery", d.recover)):
             claimed = _claimed(row.cells[column])
@@ -267,7 +273,7 @@ def problems(drills: list[DrillSpec], rows: list[Row]) -> list[str]:
 
 def test_every_drill_is_read() -> None:
     """The reader finds the drills the catalogue (collected by pytest) lists, no more, no fewer."""
-    listed = set(re.findall(r"^\| (test_\w+\.py) \| (test_\w+) \|", CATALOGUE.read_text(), re.M))
+    listed = set(re.findall(r"^\| (test_\w+\.py) \| (test_\w+)(?:\[[^]|]*\])? \|", CATALOGUE.read_text(), re.M))
     read = {(d.file, d.name) for d in all_drills()}
     assert read, "no drill read from scenarios/"
     assert read == listed, (f"read from scenarios/ but not in docs/catalogue.md: {sorted(read - listed)}; "

@@ -386,6 +386,11 @@ class Drill:
         if not ok:
             raise ContainmentFailed("; ".join(f"{p.failure} within {within:.1f} s ({s.seen})" for p, s in last if not s.ok))
 
+    def pause(self, seconds: float) -> None:
+        """Let ``seconds`` pass while the drill's time limit and value at risk are still enforced."""
+        if seconds > 0:
+            self._wait(lambda: (False, ""), clock.now() + seconds)
+
     def open_escrows(self, *deadlines: int) -> None:
         """Have the counterparty open one escrow per deadline (seconds past the chain's time) at once,
         besides the steady workload: work of mixed urgency arriving together."""

@@ -24,13 +24,16 @@ The drill's ``DrillResult`` is put on ``item.stash[DRILL_RESULT]`` during the fi
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import itertools
 import json
 import math
 import re
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,7 +53,7 @@ from harness.record.build import record_from_result
 from harness.record.model import DrillRecord
 from harness.runtime.limits import parse_limits
 
-__all__ = ["DRILL_RESULT", "DRILL_RECORD", "DRILL", "DrillOptions", "drill_options", "drills_config"]
+__all__ = ["DRILL_RESULT", "DRILL_RECORD", "DRILL", "DrillOptions", "drill_factory", "drill_options", "drills_config"]
 
 DRILL_RESULT = pytest.StashKey[DrillResult]()
 #: the drill's record, built from the result when the drill ends: what every report renders
@@ -350,9 +353,8 @@ def _rerun(item: pytest.Item, opts: DrillOptions) -> str:
     return shlex.join(parts)
 
 
-@pytest.fixture
-def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Drill]:
-    """A fresh drill world around the agent under test; see ``harness.drill.api.Drill``."""
+def _open_drill(request: pytest.FixtureRequest, where: Path) -> tuple[Drill, DrillOptions, float]:
+    """Build a fresh world at ``where`` and the ``Drill`` of the requesting test (its marker's settings)."""
     marker = request.node.get_closest_marker("drill")
     kwargs: dict[str, Any] = dict(marker.kwargs) if marker else {}
     if marker is not None:
@@ -362,16 +364,14 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Drill]:
     budget = drills_config(request.config).budget_for(scenario, drill=kwargs.pop("budget", None), scale=opts.scale)
     session = request.getfixturevalue("drill_chain")
     t_setup = clock.now()
-    timeline = Timeline()
     ctx = build_world(
         session,
         WorldSettings(agent_cmd=opts.agent_cmd, agent_env=opts.agent_env, budget=budget, allow_remote=opts.allow_remote,
                       limits=parse_limits(request.config.getoption("agent_limit")), agent_image=opts.agent_image,
                       agent_network=request.config.getoption("agent_network"),
                       agent_labels={"agent-drills.run": _run_id(request.config), "agent-drills.drill": request.node.nodeid}),
-        tmp_path / "drill", timeline,
+        where, Timeline(),
     )
-    setup_s = clock.now() - t_setup
     try:
         d = Drill(ctx, name=request.node.nodeid, scenario=scenario, budget=budget, **kwargs)
     except BaseException:
@@ -379,30 +379,78 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Drill]:
         raise
     d.rerun = _rerun(request.node, opts)
     request.node.stash[DRILL] = d
+    return d, opts, clock.now() - t_setup
+
+
+def _close_drill(d: Drill, opts: DrillOptions, setup_s: float, exc: BaseException | None) -> DrillResult | None:
+    """Take the drill's result (the census and the sink's totals first), then tear its world down."""
+    ctx = d.ctx
+    t_down = clock.now()
+    result = None
+    try:
+        if ctx.agent is not None:
+            ctx.agent.census()  # processes that escaped and output cut, into the record before it is taken
+        if ctx.alerts is not None:
+            ctx.alerts.summarize()
+        result = d.result(exc, rerun=d.rerun, overhead=setup_s, agent_cmd=tuple(opts.agent_cmd))
+    finally:
+        ctx.cleanup.close()
+    if result is None:
+        return None
+    return replace(result, harness_overhead_s=round(setup_s + clock.now() - t_down, 3), agent_runtime=opts.runtime)
+
+
+def _keep(request: pytest.FixtureRequest, result: DrillResult) -> None:
+    """The test's record: for the report plugin (stash) and ``--drill-jsonl``."""
+    request.node.stash[DRILL_RESULT] = result
+    request.node.stash[DRILL_RECORD] = record_from_result(result)
+    _append_jsonl(request.config, result)
+
+
+@pytest.fixture
+def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Drill]:
+    """A fresh drill world around the agent under test; see ``harness.drill.api.Drill``."""
+    d, opts, setup_s = _open_drill(request, tmp_path / "drill")
     # Replaced by the call phase's outcome; still there at teardown only if the call never finished.
     request.node.stash[_CALL_EXC] = KeyboardInterrupt()
     try:
         yield d
     finally:
         exc = request.node.stash.get(_CALL_EXC, None)
-        t_down = clock.now()
-        result = None
-        try:
-            if ctx.agent is not None:
-                ctx.agent.census()  # processes that escaped and output cut, into the record before it is taken
-            if ctx.alerts is not None:
-                ctx.alerts.summarize()
-            result = d.result(exc, rerun=d.rerun, overhead=setup_s, agent_cmd=tuple(opts.agent_cmd))
-        finally:
-            ctx.cleanup.close()
+        result = _close_drill(d, opts, setup_s, exc)
         if result is not None:
-            result = replace(result, harness_overhead_s=round(setup_s + clock.now() - t_down, 3),
-                             agent_runtime=opts.runtime)
-            request.node.stash[DRILL_RESULT] = result
-            request.node.stash[DRILL_RECORD] = record_from_result(result)
-            _append_jsonl(request.config, result)
+            _keep(request, result)
             if exc is None and not result.passed:  # judged only when the record was taken (e.g. funds unknown)
                 pytest.fail(f"drill {result.status} ({result.category}): {result.message}", pytrace=False)
+
+
+@pytest.fixture
+def drill_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], AbstractContextManager[Drill]]]:
+    """Fresh drill worlds, one per ``with drill_factory() as d:``, each torn down at the end of its block.
+
+    For a test that runs many drills in one item (a schedule search runs one per example). The
+    item's record is the last drill's: after a failure Hypothesis runs the shrunk example last.
+    """
+    count = itertools.count(1)
+    last: list[DrillResult] = []
+
+    @contextlib.contextmanager
+    def one() -> Iterator[Drill]:
+        d, opts, setup_s = _open_drill(request, tmp_path / f"drill-{next(count)}")
+        exc: BaseException | None = None
+        try:
+            yield d
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            result = _close_drill(d, opts, setup_s, exc)
+            if result is not None:
+                last[:] = [result]
+
+    yield one
+    if last:
+        _keep(request, last[0])
 
 
 def _run_id(config: pytest.Config) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from harness import clock
 from harness.record.model import (
     CATEGORIES, Budgets, DrillRecord, Escrows, ExpectedIncident, FaultRecord, Funds, Incident, IncidentEvent,
-    InvariantRecord, Phase, Policy, TimelineEntry,
+    InvariantRecord, Phase, Policy, ScheduleStep, TimelineEntry,
 )
 
 __all__ = ["record_from_result"]
@@ -222,4 +222,28 @@ def record_from_result(result: Any, *, agent_log: str | None = None, expected_se
         claims={str(k): float(v) for k, v in (extra.get("claims") or {}).items()},
         violations={str(k): int(v) for k, v in (extra.get("violations") or {}).items()},
         findings=tuple(str(f.get("message", f.get("finding", ""))) for f in extra.get("findings") or ()),
+        schedule=_schedule(timeline),
     )
+
+
+def _schedule(timeline: Sequence[Mapping[str, Any]]) -> tuple[ScheduleStep, ...]:
+    """The schedule a drill carried out, from the runner's events (``schedule.start``, ``.step``, ``.detected``)."""
+    start = next((e for e in timeline if e.get("kind") == "schedule.start"), None)
+    if start is None:
+        return ()
+    planned = ((start.get("data") or {}).get("schedule") or {}).get("steps") or []
+    steps = [dict(fault=str(p["fault"]), params=dict(p.get("params") or {}), at_s=float(p["at"]), hold_s=float(p["hold"]))
+             for p in planned]
+    for e in timeline:
+        data = e.get("data") or {}
+        i = data.get("step")
+        if not isinstance(i, int) or not 0 <= i < len(steps):
+            continue
+        if e.get("kind") == "schedule.step":
+            steps[i]["injected_s" if data.get("action") == "inject" else "healed_s"] = float(data["actual"])
+        elif e.get("kind") == "schedule.detected":
+            steps[i].update(incident=data.get("kind"), detected_s=float(data.get("mttd") or 0.0),
+                            already_open=bool(data.get("already_open")))
+        elif e.get("kind") == "schedule.not_judged":
+            steps[i]["judged"] = False
+    return tuple(ScheduleStep(**s) for s in steps)

@@ -314,6 +314,40 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScheduleStep:
+    """One step of a fault schedule the drill carried out: planned and actual offsets, and its detection.
+
+    Offsets are seconds after steady state (the schedule's origin); ``detected_s`` seconds after the
+    step's injection (0 when an incident of its kind was already open), None when not detected or
+    not judged (``judged`` False: the fault did nothing an agent could detect).
+    """
+
+    fault: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    at_s: float
+    hold_s: float
+    injected_s: float | None = None
+    healed_s: float | None = None
+    incident: str | None = None
+    detected_s: float | None = None
+    already_open: bool = False
+    judged: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fault": self.fault, "params": dict(self.params), "at_s": self.at_s, "hold_s": self.hold_s,
+                "injected_s": self.injected_s, "healed_s": self.healed_s, "incident": self.incident,
+                "detected_s": self.detected_s, "already_open": self.already_open, "judged": self.judged}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "ScheduleStep":
+        return cls(fault=_need(d, "fault", "schedule step"), params=dict(d.get("params") or {}),
+                   at_s=float(_need(d, "at_s", "schedule step")), hold_s=float(_need(d, "hold_s", "schedule step")),
+                   injected_s=_opt_float(d.get("injected_s")), healed_s=_opt_float(d.get("healed_s")),
+                   incident=d.get("incident"), detected_s=_opt_float(d.get("detected_s")),
+                   already_open=bool(d.get("already_open", False)), judged=bool(d.get("judged", True)))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Regression:
     """The regression gate's look at one drill: its numbers against its history's medians."""
 
@@ -380,6 +414,8 @@ class DrillRecord:
     #: contract violations by what was done ("alert sink", "output over the cap", "direct connection to
     #: the chain's own port", ...); they add up to contract_violations
     violations: Mapping[str, int] = field(default_factory=dict)
+    #: the fault schedule the drill carried out (harness/schedule), step by step; () for a drill of its own faults
+    schedule: tuple[ScheduleStep, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.scenario:
@@ -450,6 +486,7 @@ class DrillRecord:
             "agent_profile": self.agent_profile,
             "respond_s": self.respond_s, "respond_action": self.respond_action,
             "claims": dict(self.claims), "findings": list(self.findings), "violations": dict(self.violations),
+            "schedule": [s.to_json() for s in self.schedule],
         }
 
     @classmethod
@@ -480,6 +517,7 @@ class DrillRecord:
             claims={str(k): float(v) for k, v in (d.get("claims") or {}).items()},
             violations={str(k): int(v) for k, v in (d.get("violations") or {}).items()},
             findings=tuple(str(f) for f in d.get("findings") or ()),
+            schedule=tuple(ScheduleStep.from_json(s) for s in d.get("schedule") or ()),
         )
 
 

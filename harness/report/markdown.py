@@ -401,6 +401,36 @@ def _times_lines(d: DrillRecord) -> list[str]:
     return [*out, ""] if out else []
 
 
+_BAR = 40  # characters of the schedule's time axis
+
+
+def _schedule_lines(d: DrillRecord) -> list[str]:
+    """The fault schedule as a table and a timeline: each step's bar from its injection to its heal."""
+    if not d.schedule:
+        return []
+    end = max([s.healed_s or s.at_s + s.hold_s for s in d.schedule] + [1.0])
+    rows, bars = [], []
+    for n, s in enumerate(d.schedule, 1):
+        params = ", ".join(f"{k}={v}" for k, v in s.params.items())
+        actual = (f"+{s.injected_s:.2f} → +{s.healed_s:.2f} s" if s.injected_s is not None and s.healed_s is not None
+                  else "not carried out")
+        if not s.judged:
+            detected = "not judged (the fault did nothing to detect)"
+        elif s.detected_s is None:
+            detected = "**not detected**" if s.injected_s is not None else "not evaluated"
+        else:
+            detected = f"`{s.incident}` " + ("already open" if s.already_open else f"after {s.detected_s:.2f} s")
+        rows.append((str(n), f"`{s.fault}`" + (f" ({params})" if params else ""),
+                     f"+{s.at_s:g} → +{s.at_s + s.hold_s:g} s", actual, detected))
+        a = round((s.injected_s if s.injected_s is not None else s.at_s) / end * _BAR)
+        b = max(a + 1, round((s.healed_s if s.healed_s is not None else s.at_s + s.hold_s) / end * _BAR))
+        bars.append(f"{n} {s.fault:<14} |{' ' * a}{'█' * (b - a)}{' ' * (_BAR - b)}|")
+    return ["#### Fault schedule", "",
+            *_table(["#", "Fault", "Planned", "Carried out", "Detected"], rows), "",
+            "```", *bars, f"{'':17}0 s{'':{_BAR - 6}}{end:.0f} s", "```",
+            "Offsets are seconds after steady state.", ""]
+
+
 def _drill_section(run: RunRecord, d: DrillRecord, files: dict[str, list[str]]) -> list[str]:
     s = slug(d.name)
     lines = [
@@ -428,6 +458,7 @@ def _drill_section(run: RunRecord, d: DrillRecord, files: dict[str, list[str]]) 
         "",
     ]
     lines += _times_lines(d)
+    lines += _schedule_lines(d)
     if d.regression is not None:
         lines += [f"- **History:** {d.regression.message}", ""]
     lines += ["#### What the agent did", ""]

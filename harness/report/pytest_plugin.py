@@ -8,10 +8,17 @@ Each drill is collected from the teardown report, once the engine has stored its
 files (and its Allure steps and attachments when ``--alluredir`` is given) are written right away,
 the summary, README and history at the session's end. A secret found in any artifact, or a drill the
 regression gate rejects, fails the run.
+
+Under pytest-xdist (``-n N``) every worker runs its drills in a world of its own and writes their files
+into the one run directory (the controller hands its run id to the workers); the drill's record
+travels to the controller as JSON on the teardown report (``drill_record``), checked against the
+worker's keys first, and the controller alone writes the summary, README and history of the merged
+run. The same path serves a run without workers, so both leave the same report.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets as _random
 import sys
@@ -46,6 +53,15 @@ class ReportSession:
     past: list[dict[str, Any]] | None = None
     writer: RunWriter | None = None
     problems: list[str] = field(default_factory=list)
+    #: a pytest-xdist worker: it writes its drills' files and sends their records to the controller
+    worker: bool = False
+    #: False for a shard of a run (--drill-shard): `drill report merge` appends the merged run instead
+    append_history: bool = True
+    #: how the run ran (backend, agent command, runtime, budget scale), from the first drill's result
+    facts: dict[str, Any] | None = None
+    #: each record's position in the collection, so the run lists drills in catalogue order
+    order: dict[str, int] = field(default_factory=dict)
+    files: dict[str, list[str]] = field(default_factory=dict)
 
     def history(self) -> list[dict[str, Any]]:
         if self.past is None:
@@ -95,8 +111,15 @@ def _run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + "-" + _random.token_hex(2)
 
 
+#: names under which the controller hands its run to the workers (xdist's workerinput / workeroutput)
+_RUN_ID_INPUT = "agent_drills_run_id"
+_STARTED_INPUT = "agent_drills_started_at"
+_PROBLEMS_OUTPUT = "agent_drills_problems"
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    run_id = config.getoption("drill_run_id") or _run_id()
+    workerinput = getattr(config, "workerinput", None)
+    run_id = ((workerinput or {}).get(_RUN_ID_INPUT) or config.getoption("drill_run_id") or _run_id())
     if not all(c.isalnum() or c in "._-" for c in run_id) or run_id.startswith((".", "-")):
         raise pytest.UsageError(f"--drill-run-id {run_id!r} must be letters, digits, '.', '_' or '-' (it names a directory)")
     min_history = config.getoption("drill_gate_min_history")
@@ -105,11 +128,35 @@ def pytest_configure(config: pytest.Config) -> None:
     root = Path(config.getoption("drill_report_dir"))
     if not root.is_absolute():
         root = Path(config.invocation_params.dir) / root
-    config.stash[REPORT] = ReportSession(
+    rs = ReportSession(
         root=root, run_id=run_id,
         gate=GateSettings(mode=config.getoption("drill_gate"), factor=config.getoption("drill_gate_factor"),
                           min_history=min_history),
+        worker=workerinput is not None, append_history=getattr(config.option, "drill_shard", None) is None,
     )
+    if workerinput is not None and _STARTED_INPUT in workerinput:
+        rs.started_at = float(workerinput[_STARTED_INPUT])
+    config.stash[REPORT] = rs
+    if not rs.worker:
+        config.pluginmanager.register(_Collector(rs), "agent-drills-report-collector")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist, in the controller: every worker writes into this run's directory."""
+    rs = node.config.stash.get(REPORT, None)
+    if rs is not None:
+        node.workerinput[_RUN_ID_INPUT] = rs.run_id
+        node.workerinput[_STARTED_INPUT] = rs.started_at
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """xdist, in the controller: what a worker found wrong after its last drill (a key in Allure results)."""
+    rs = node.config.stash.get(REPORT, None)
+    output = getattr(node, "workeroutput", None) or {}
+    if rs is not None:
+        rs.problems.extend(p for p in output.get(_PROBLEMS_OUTPUT, ()) if p not in rs.problems)
 
 
 def _engine_keys() -> tuple[Any, Any, Any] | None:
@@ -184,12 +231,56 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 writer.leaks.append(leak)
         for leak in writer.leaks[leaks_before:]:
             _fail_report(report, f"drill report: {leak}")
+        # The record leaves this process as JSON; it is checked for the keys only this process knows.
+        payload = json.dumps(record.to_json(), default=str)
+        rs.registry.check(payload, f"{rs.run_id}/summary.json ({item.nodeid})")
     except DrillsError as exc:
         rs.problems.append(f"{item.nodeid}: {exc}")
         _fail_report(report, f"drill report: {exc}")
         return
-    rs.records.append(record)
     rs.raw.append(result)
+    report.drill_record = payload  # type: ignore[attr-defined]
+    report.drill_files = list(out["files"])  # type: ignore[attr-defined]
+    report.drill_index = _collected_at(item, len(rs.raw))  # type: ignore[attr-defined]
+    report.drill_facts = {  # type: ignore[attr-defined]
+        "chain_backend": getattr(result, "chain_backend", None),
+        "agent_command": list(getattr(result, "agent_cmd", ()) or ()),
+        "agent_runtime": dict(getattr(result, "agent_runtime", None) or {"kind": "process", "image": None}),
+        "budget_scale": float(getattr(result, "budget_scale", 1.0) or 1.0),
+    }
+
+
+class _Collector:
+    """Takes each drill's record off its teardown report, in the process that writes the run."""
+
+    def __init__(self, rs: ReportSession) -> None:
+        self.rs = rs
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = getattr(report, "drill_record", None)
+        if payload is None or report.when != "teardown":
+            return
+        rs = self.rs
+        try:
+            record = DrillRecord.from_json(json.loads(payload))
+        except (ValueError, RecordError) as exc:
+            rs.problems.append(f"{report.nodeid}: its record could not be read back ({exc})")
+            return
+        rs.records.append(record)
+        rs.order[record.name] = int(getattr(report, "drill_index", len(rs.records)))
+        rs.files[record.name] = list(getattr(report, "drill_files", ()))
+        if rs.facts is None:
+            rs.facts = dict(getattr(report, "drill_facts", None) or {})
+
+
+def _collected_at(item: pytest.Item, default: int) -> int:
+    """The test's place in the collection, before any reordering for workers (the report's order)."""
+    from harness.drill.shard import COLLECTED_AT
+
+    if COLLECTED_AT in item.stash:
+        return item.stash[COLLECTED_AT]
+    items = item.session.items
+    return items.index(item) if item in items else default
 
 
 def _versions() -> dict[str, str]:
@@ -203,25 +294,46 @@ def _versions() -> dict[str, str]:
 
 
 def build_run(rs: ReportSession) -> RunRecord:
-    first = rs.raw[0] if rs.raw else None
+    """The run from the records collected, in collection order (the same whatever worker ran a drill)."""
+    facts = rs.facts or {}
+    drills = sorted(rs.records, key=lambda d: (rs.order.get(d.name, len(rs.order)), d.name))
     return RunRecord(
         run_id=rs.run_id, started_at=round(rs.started_at, 3), ended_at=round(clock.wall(), 3),
-        chain_backend=getattr(first, "chain_backend", None), agent_command=tuple(getattr(first, "agent_cmd", ()) or ()),
-        agent_runtime=dict(getattr(first, "agent_runtime", None) or {"kind": "process", "image": None}),
-        versions=_versions(), budget_scale=float(getattr(first, "budget_scale", 1.0) or 1.0), gate=rs.gate,
-        drills=tuple(rs.records),
+        chain_backend=facts.get("chain_backend"), agent_command=tuple(facts.get("agent_command") or ()),
+        agent_runtime=dict(facts.get("agent_runtime") or {"kind": "process", "image": None}),
+        versions=_versions(), budget_scale=float(facts.get("budget_scale") or 1.0), gate=rs.gate,
+        drills=tuple(drills),
     )
+
+
+def _finish_worker(session: pytest.Session, rs: ReportSession) -> None:
+    """An xdist worker's end: its keys are swept from the Allure results; problems go to the controller."""
+    alluredir = getattr(session.config.option, "allure_report_dir", None)
+    problems = list(rs.problems)
+    if alluredir and len(rs.registry):
+        from harness.report.allure import sweep_results_dir
+
+        for name in sweep_results_dir(Path(alluredir), rs.registry):
+            problems.append(f"removed {name} from the Allure results: it held one of the run's private keys")
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_PROBLEMS_OUTPUT] = problems
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     rs = session.config.stash.get(REPORT, None)
+    if rs is not None and rs.worker:
+        _finish_worker(session, rs)
+        return
     if rs is None or not rs.records:
         return
     writer = rs.get_writer()
+    for name, files in rs.files.items():
+        writer.files.setdefault(name, list(files))
     run = build_run(rs)
     try:
         past = rs.history()
-        writer.finish(run, past)
+        writer.finish(run, past, append_history=rs.append_history)
         alluredir = getattr(session.config.option, "allure_report_dir", None)
         if alluredir:
             from harness.report.allure import sweep_results_dir, write_results_extras

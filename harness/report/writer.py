@@ -90,8 +90,11 @@ class RunWriter:
                 "agent_log": f"logs/{s}.agent.log" if f"logs/{s}.agent.log" in files else None,
                 "agent_log_text": scrubbed}
 
-    def finish(self, run: RunRecord, past: list[dict[str, Any]]) -> None:
-        """summary.json, README.md and the trend charts; then the run is appended to the history."""
+    def finish(self, run: RunRecord, past: list[dict[str, Any]], *, append_history: bool = True) -> None:
+        """summary.json, README.md and the trend charts; then the run is appended to the history.
+
+        ``append_history=False`` for a shard of a run: `drill report merge` appends the merged run.
+        """
         document = run.to_json()
         validate_summary(document)
         self.text("summary.json", json.dumps(document, indent=2, default=str) + "\n")
@@ -103,6 +106,8 @@ class RunWriter:
                 if rel:
                     self.files.setdefault(d.name, []).append(rel)
         self.text("README.md", render_readme(run, self.files))
+        if not append_history:
+            return
         try:
             history.append_run(self.history_path, run, self.registry)
         except SecretLeak as leak:

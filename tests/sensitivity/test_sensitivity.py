@@ -51,12 +51,20 @@ def test_defect_is_caught_by_its_drill_and_spares_an_unrelated_one(rows: dict[st
 
 
 def test_aims_cover_every_defect_of_the_reference_agent() -> None:
-    """The table of aimed drills names every defect the reference agent knows, and only drills that exist."""
+    """The table of aimed drills names every defect the reference agent knows, and only drills that exist.
+
+    Each defect is in exactly one table: aimed at single-fault drills, a timing variant, or a
+    combination defect aimed at a two-fault drill (run by tests/reference_agent/test_combination_defects.py).
+    """
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
     from reference_agent.config import KNOWN_DEFECTS
 
-    assert set(sensitivity.aims()) | set(sensitivity.TIMING_DEFECTS) == set(KNOWN_DEFECTS)
-    assert not set(sensitivity.aims()) & set(sensitivity.TIMING_DEFECTS)
+    tables = [set(sensitivity.aims()), set(sensitivity.TIMING_DEFECTS), set(sensitivity.COMBINATION_DEFECTS)]
+    assert set().union(*tables) == set(KNOWN_DEFECTS)
+    assert sum(len(t) for t in tables) == len(KNOWN_DEFECTS), "a defect is in more than one table"
+    combination = sensitivity.COMBINATION_DRILLS.read_text()
+    for defect, drill in sensitivity.COMBINATION_DEFECTS.items():
+        assert f"def {drill}(drill):" in combination, f"defect {defect} aims at {drill}, not in {sensitivity.COMBINATION_DRILLS.name}"
     scenarios = Path(__file__).resolve().parents[2] / "scenarios"
     names = {line.split("(")[0].removeprefix("def ").strip()
              for f in scenarios.glob("test_*.py") for line in f.read_text().splitlines() if line.startswith("def test_")}

@@ -1,0 +1,109 @@
+"""Fault schedules as data: checked, serialised, ordered; the strategies draw only schedules that make sense."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+
+from harness.errors import UsageError
+from harness.schedule import FAULTS, FORMAT, FaultSpec, Schedule, Step, register_fault, schedules
+
+CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios" / "schedules"
+
+
+def test_a_schedule_round_trips_through_json_and_orders_its_actions(tmp_path: Path) -> None:
+    s = Schedule(steps=(Step(fault="process_kill", params={"down": 1.0}, at=3, hold=2),
+                        Step(fault="rpc_outage", params={"target": "primary"}, at=0, hold=8)), note="why")
+    assert s.faults() == ["rpc_outage", "process_kill"]  # kept in the order of injection
+    assert s.actions() == [(0, "inject", 0), (3, "inject", 1), (5, "heal", 1), (8, "heal", 0)]
+    assert s.end == 8
+    again = Schedule.load(s.dump(tmp_path / "s.json"))
+    assert again == s and json.loads((tmp_path / "s.json").read_text())["format"] == FORMAT
+
+
+def test_a_heal_comes_before_an_injection_at_the_same_second() -> None:
+    s = Schedule(steps=(Step(fault="gas_spike", at=0, hold=8), Step(fault="dropped_tx", at=8, hold=5))).check()
+    assert s.actions()[1:3] == [(8, "heal", 0), (8, "inject", 1)]
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"steps": []}, 'expected a JSON object with "format": "agent-drills/schedule/1"'),
+    ({"format": FORMAT, "steps": []}, "a schedule needs at least one step"),
+    ({"format": FORMAT, "steps": [{"fault": "meteor", "at": 0, "hold": 1}]}, "unknown fault 'meteor' in a schedule; known: "),
+    ({"format": FORMAT, "steps": [{"fault": "rpc_outage", "at": 0}]}, 'step 1 needs "fault", "at" and "hold"'),
+    ({"format": FORMAT, "steps": [{"fault": "rpc_outage", "at": 0, "hold": 2, "when": 1}]}, "unknown key(s) when"),
+    ({"format": FORMAT, "steps": [{"fault": "rpc_outage", "at": -1, "hold": 2}]}, "at is a number of seconds >= 0"),
+    ({"format": FORMAT, "steps": [{"fault": "rpc_outage", "at": 0, "hold": 0}]}, "hold must be > 0 seconds"),
+    ({"format": FORMAT, "steps": [{"fault": "gas_spike", "at": 0, "hold": 2}]}, "needs a hold of at least 8 s"),
+    ({"format": FORMAT, "steps": [{"fault": "process_kill", "params": {"down": 7}, "at": 0, "hold": 2}]},
+     "down=7 is not one of [0.0, 1.0, 3.0]"),
+    ({"format": FORMAT, "steps": [{"fault": "rpc_outage", "params": {"host": "x"}, "at": 0, "hold": 2}]},
+     "has no parameter(s) host; it takes target"),
+    ({"format": FORMAT, "steps": [{"fault": "gas_spike", "at": 0, "hold": 9}, {"fault": "dropped_tx", "at": 4, "hold": 5}]},
+     "schedule steps overlap on mining"),
+])
+def test_a_bad_schedule_file_says_what_is_wrong(tmp_path: Path, doc: dict, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(UsageError) as err:
+        Schedule.load(path)
+    assert message in str(err.value)
+
+
+def test_a_file_that_is_not_json_or_missing_says_so(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text("{")
+    with pytest.raises(UsageError, match="is not JSON"):
+        Schedule.load(tmp_path / "x.json")
+    with pytest.raises(UsageError, match="no schedule file at"):
+        Schedule.load(tmp_path / "none.json")
+
+
+def test_the_committed_schedules_are_valid() -> None:
+    files = sorted(CATALOGUE.glob("*.json"))
+    assert files, "no committed schedule"
+    for f in files:
+        assert len(Schedule.load(f).steps) >= 2, f"{f.name}: a regression schedule combines faults"
+
+
+@settings(max_examples=300, deadline=None)
+@given(s=schedules())
+def test_drawn_schedules_make_sense_and_overlap(s: Schedule) -> None:
+    s.check()  # faults known, parameters allowed, holds long enough, no resource held twice at once
+    assert 1 <= len(s.steps) <= 3
+    for later in s.steps[1:]:  # every later step starts while an earlier one is held (or right after a clash)
+        assert any(e.at <= later.at <= e.heal_at for e in s.steps if e is not later)
+
+
+@settings(max_examples=100, deadline=None)
+@given(s=schedules(faults=["process_kill", "rpc_outage"], max_steps=2))
+def test_drawn_schedules_keep_to_the_faults_asked_for(s: Schedule) -> None:
+    assert set(s.faults()) <= {"process_kill", "rpc_outage"} and len(s.steps) <= 2
+
+
+def test_users_register_their_own_faults_in_a_registry_of_their_own() -> None:
+    mine: dict[str, FaultSpec] = {}
+    spec = register_fault(FaultSpec(name="disk_full", make=lambda p: None, incident="state_corruption",
+                                    params={"share": (1.0, 0.5)}, min_hold=3.0), registry=mine)
+    with pytest.raises(UsageError, match="registered already"):
+        register_fault(spec, registry=mine)
+    with pytest.raises(UsageError, match="a word of letters"):
+        register_fault(FaultSpec(name="disk full", make=lambda p: None, incident="manual"), registry=mine)
+    assert "disk_full" not in FAULTS
+
+    @settings(max_examples=30, deadline=None)
+    @given(s=schedules(registry=mine))
+    def drawn(s: Schedule) -> None:
+        assert s.faults() == ["disk_full"] * len(s.steps)
+        assert all(step.hold >= 3.0 and step.params["share"] in (1.0, 0.5) for step in s.steps)
+
+    drawn()
+
+
+def test_strategy_mistakes_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="max_steps >= 1"):
+        schedules(max_steps=0)
+    with pytest.raises(UsageError, match="unknown fault"):
+        schedules(faults=["meteor"])

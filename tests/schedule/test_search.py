@@ -1,0 +1,99 @@
+"""The schedule search end to end: a defect found, shrunk, saved and replayed; a flaky failure told apart.
+
+The search runs as the catalogue's ``test_schedule_search_finds_no_failing_combination`` in an inner
+pytest against the reference agent; the flaky case drives ``ScheduleSearch`` with a scripted check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import InvariantBroken
+from harness.schedule import Schedule, schedules
+from harness.schedule.pytest_plugin import FlakySchedule, ScheduleSearch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "250"})
+
+
+@pytest.mark.slow
+def test_a_defect_is_found_shrunk_saved_and_replayed(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    search = _run("-m", "pytest", "-m", "drill", "scenarios/test_schedules.py::test_schedule_search_finds_no_failing_combination",
+                  "-p", "no:cacheprovider", "--drill-report-dir", str(reports), "--basetemp", str(tmp_path / "inner"),
+                  "--agent-env", "AGENT_DEFECTS=no_crash_report", "--drill-search-faults", "process_kill",
+                  "--drill-shrink-budget", "45", "--hypothesis-seed", "1")
+    out = search.stdout + search.stderr
+    assert search.returncode == 1, out[-4000:]
+    assert "search: the agent failed a fault schedule." in out, out[-4000:]
+    assert "failure:       DetectionMissed: step 1 process_kill" in out, out[-4000:]
+    (shrunk_file,) = reports.glob("*/schedules/found-*-shrunk.json")
+    shrunk = Schedule.load(shrunk_file)
+    assert shrunk.faults() == ["process_kill"], shrunk.label()  # one kill is all it takes
+    assert f"replay:        drill replay {shrunk_file} --agent-env AGENT_DEFECTS=no_crash_report" in out
+    assert "[search 0 s] example 1, 0 failing so far; now: process_kill" in search.stdout  # live progress
+    (summary,) = [json.loads(p.read_text()) for p in reports.glob("*/summary.json")]
+    (record,) = summary["drills"]
+    assert record["status"] == "failed" and record["failure_category"] == "missed_detection", record["failure_message"]
+    assert [s["fault"] for s in record["schedule"]] == ["process_kill"] and record["schedule"][0]["detected_s"] is None
+
+    replay = ["-m", "harness.cli", "replay", str(shrunk_file), "--", "-p", "no:cacheprovider",
+              "--drill-report-dir", str(tmp_path / "replays"), "--basetemp", str(tmp_path / "replay")]
+    defect = _run(*replay[:4], "--agent-env", "AGENT_DEFECTS=no_crash_report", *replay[4:])
+    assert defect.returncode == 1, defect.stdout[-3000:] + defect.stderr[-2000:]
+    assert "no process_crash incident within 5.0 s of its injection" in defect.stdout, defect.stdout[-3000:]
+    sound = _run(*replay)
+    assert sound.returncode == 0, sound.stdout[-3000:] + sound.stderr[-2000:]
+    assert "1 passed" in sound.stdout
+
+
+def test_a_failure_that_does_not_come_back_is_reported_as_flaky(tmp_path: Path) -> None:
+    calls: list[Schedule] = []
+
+    def check(schedule: Schedule) -> None:  # fails the first time only: a timing accident, not a defect
+        calls.append(schedule)
+        if len(calls) == 1:
+            raise InvariantBroken("a timing accident")
+
+    search = ScheduleSearch(profile="ci", budget_s=60, out_dir=tmp_path / "schedules", replay_hint=str)
+    with pytest.warns(FlakySchedule, match="failed once and passed when replayed, so it is reported as flaky"):
+        search.run(check, schedules(faults=["rpc_outage"], max_steps=1))
+    (saved,) = (tmp_path / "schedules").glob("flaky-*-shrunk.json")
+    assert Schedule.load(saved) == calls[0]
+
+
+def test_a_failure_that_comes_back_fails_with_both_schedules_and_the_replay(tmp_path: Path) -> None:
+    def check(schedule: Schedule) -> None:  # fails whenever a kill overlaps an outage
+        kinds = set(schedule.faults())
+        if {"process_kill", "rpc_outage"} <= kinds:
+            raise InvariantBroken("nonce reused")
+
+    search = ScheduleSearch(profile="explore", budget_s=30, out_dir=tmp_path / "schedules",
+                            replay_hint=lambda p: f"drill replay {p}")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        search.run(check, schedules(faults=["rpc_outage", "process_kill"]))
+    text = str(failed.value)
+    assert "failure:       InvariantBroken: nonce reused" in text
+    (shrunk_file,) = (tmp_path / "schedules").glob("found-*-shrunk.json")
+    shrunk = Schedule.load(shrunk_file)
+    assert sorted(shrunk.faults()) == ["process_kill", "rpc_outage"], shrunk.label()  # nothing more than the two
+    assert f"replay:        drill replay {shrunk_file}" in text
+
+
+def test_a_harness_error_is_an_error_of_the_run_not_a_finding(tmp_path: Path) -> None:
+    def check(schedule: Schedule) -> None:  # the harness itself breaks: nothing was learnt about the agent
+        raise TypeError("a bug of the harness")
+
+    search = ScheduleSearch(profile="ci", budget_s=60, out_dir=tmp_path / "schedules", replay_hint=str, shrink_s=1)
+    with pytest.raises(TypeError, match="a bug of the harness"):
+        search.run(check, schedules(faults=["rpc_outage"], max_steps=1))
