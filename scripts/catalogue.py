@@ -101,14 +101,16 @@ def _schedule_faults() -> list[str]:
         "[schedules.md](schedules.md)). Two faults holding one resource never overlap. The first value of",
         "each parameter is the one shrinking moves towards.",
         "",
-        "| Fault | What it does | Incident it must raise | Parameters drawn | Shortest hold | Holds |",
+        "| Fault | What it does | Incident it must raise | Parameters drawn | Hold | Holds |",
         "|---|---|---|---|---|---|",
     ]
     for spec in FAULTS.values():
         params = "; ".join(f"`{k}` in {', '.join(map(str, v))}" for k, v in spec.params.items()) or "—"
         holds = ", ".join(spec.holds({k: v[0] for k, v in spec.params.items()})) or "—"
         detect = f" within {spec.detect:g} s" if spec.detect is not None else ""
-        lines.append(f"| `{spec.name}` | {spec.doc} | `{spec.incident}`{detect} | {params} | {spec.min_hold:g} s | {holds} |")
+        hold = f"{spec.min_hold:g} s or more" if spec.max_hold is None else (
+            f"{spec.min_hold:g} s" if spec.max_hold == spec.min_hold else f"{spec.min_hold:g} to {spec.max_hold:g} s")
+        lines.append(f"| `{spec.name}` | {spec.doc} | `{spec.incident}`{detect} | {params} | {hold} | {holds} |")
     return lines + [""]
 
 

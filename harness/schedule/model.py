@@ -58,6 +58,9 @@ class FaultSpec:
     instant: bool = False
     shown: Callable[[Fault, Any, float, float], float | None] = lambda fault, drill, t_inject, t_heal: t_inject
     min_hold: float = 1.0
+    #: the longest hold that leaves the agent a fair chance (a revert storm longer than an escrow's slack
+    #: makes a missed deadline the fault's doing); None: no bound
+    max_hold: float | None = None
     detect: float | None = None
     doc: str = ""
 
@@ -141,6 +144,9 @@ class Schedule:
             if step.hold < spec.min_hold:
                 raise UsageError(f"{step.label()}: {step.fault} needs a hold of at least {spec.min_hold:g} s to show "
                                  f"(its FaultSpec.min_hold)")
+            if spec.max_hold is not None and step.hold > spec.max_hold:
+                raise UsageError(f"{step.label()}: {step.fault} holds {spec.max_hold:g} s at most (its FaultSpec.max_hold: "
+                                 "longer, a missed deadline would be the fault's doing, not the agent's)")
         for i, a in enumerate(self.steps):
             for b in self.steps[i + 1:]:
                 shared = set(registry[a.fault].holds(a.params)) & set(registry[b.fault].holds(b.params))

@@ -47,7 +47,8 @@ def steps(draw: Any, *, registry: Mapping[str, FaultSpec] | None = None, faults:
     params = {k: draw(st.sampled_from(values)) for k, values in spec.params.items() if len(values) > 1}
     params.update({k: values[0] for k, values in spec.params.items() if len(values) == 1})
     at = draw(_seconds(0, latest_start))
-    hold = draw(_seconds(spec.min_hold, max(spec.min_hold, longest_hold)))
+    longest = longest_hold if spec.max_hold is None else min(longest_hold, spec.max_hold)
+    hold = draw(_seconds(spec.min_hold, max(spec.min_hold, longest)))
     return Step(fault=spec.name, params=params, at=at, hold=hold)
 
 
