@@ -32,7 +32,7 @@ import pytest
 
 from harness.errors import UnknownScenarioError
 
-__all__ = ["CATALOGUE_PACKAGE", "Catalogue", "load_catalogue", "marker_name", "rerun_selector"]
+__all__ = ["CATALOGUE_PACKAGE", "Catalogue", "is_drill", "load_catalogue", "marker_name", "rerun_selector"]
 
 CATALOGUE_PACKAGE = "agent_drills_catalogue"
 
@@ -138,14 +138,15 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return f"agent-drills: built-in drills from {root} (--drill-catalogue=no leaves them out)"
 
 
-def _is_drill(item: pytest.Item) -> bool:
+def is_drill(item: pytest.Item) -> bool:
+    """A drill: marked ``drill``, or taking the ``drill`` fixture (the one test of what a run holds)."""
     return item.get_closest_marker("drill") is not None or "drill" in getattr(item, "fixturenames", ())
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Before -m and -k select: family and playbook markers on every drill, and the scenario tables checked."""
-    drills = [item for item in items if _is_drill(item)]
+    drills = [item for item in items if is_drill(item)]
     for item in drills:
         marker = item.get_closest_marker("drill")
         for key in ("family", "playbook"):

@@ -45,6 +45,7 @@ from harness.chain.base import BACKENDS
 from harness.checks.budgets import DrillsConfig, apply_budget, load_config
 from harness.config import config_source, load_drills_table, shadowed_source
 from harness.drill.api import Drill
+from harness.drill.catalogue import is_drill
 from harness.drill.result import DrillResult
 from harness.drill.world import WorldSettings, build_world
 from harness.errors import ConfigError, UsageError
@@ -148,8 +149,7 @@ def _table_agent_cmd(rootdir: Path) -> tuple[str, str] | None:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Check the selected drills' markers, and that there is an agent to drill, before anything runs."""
-    drills = [item for item in items if item.get_closest_marker("drill") is not None
-              or "drill" in getattr(item, "fixturenames", ())]
+    drills = [item for item in items if is_drill(item)]
     if not drills:
         return
     problems = []
