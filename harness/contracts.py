@@ -47,6 +47,14 @@ def artifact(name: str) -> Artifact:
     return Artifact(name=name, abi=raw["abi"], bytecode=raw["bytecode"], deployed_bytecode=raw["deployedBytecode"])
 
 
+def harness_fees(base_fee: int) -> dict[str, int]:
+    """Fees for the harness's own transactions (the counterparty's escrows, a fault's switch): a cap far
+    above any base fee a drill sets, so that what the harness does is never the transaction a gas spike
+    strands (only base fee + tip is paid, so the cap costs nothing). The tip is the agents' usual
+    minimum: a higher one would set the market tip and make an agent's too-small fee bump look large."""
+    return {"maxFeePerGas": 4 * base_fee + 5000 * 10**9, "maxPriorityFeePerGas": 10**9}
+
+
 def send_tx(w3: Web3, sender: DevAccount, tx: Mapping[str, Any], *, timeout: float = 30.0) -> Any:
     """Sign ``tx`` with ``sender``'s key, send it raw, and wait for its receipt (raises if it reverted)."""
     tx = dict(tx)

@@ -23,7 +23,7 @@ from web3 import Web3
 from harness import clock
 from harness.accounts import DevAccount
 from harness.chain.base import Chain
-from harness.contracts import Deployment
+from harness.contracts import Deployment, harness_fees
 from harness.errors import RpcError, UsageError
 from harness.observe.timeline import Timeline
 
@@ -141,13 +141,8 @@ class Workload:
             self._stop.wait(min(0.2, max(0.01, next_open - clock.now())))
 
     def _fees(self) -> dict[str, int]:
-        """A fee cap far above any base fee a drill sets: the counterparty's work must never be
-        the transaction that gets stuck (only base fee + tip is paid, so the cap costs nothing)."""
-        base = int(self.chain.rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
-        # The same tip as the agents' usual minimum: a higher one would set the market tip and make
-        # a too-small fee bump of the agent look like a large one.
-        tip = 10**9
-        return {"maxFeePerGas": 4 * base + 5000 * 10**9, "maxPriorityFeePerGas": tip}
+        """The counterparty's work must never be the transaction that gets stuck (``harness_fees``)."""
+        return harness_fees(int(self.chain.rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16))
 
     def _send(self, sender: DevAccount, tx: dict[str, Any], *, owner: bool = False) -> str:
         """Sign and send without waiting for the receipt (the chain watcher sees the result)."""

@@ -2,7 +2,7 @@
 
 Real incidents come in combinations: the primary RPC dies while transactions are stuck in a gas
 spike, the agent is killed in the middle of a fee-bump episode. ``test_schedule_search`` draws fault
-schedules of one to three overlapping faults (``harness.schedule.schedules()`` over the built-in
+schedules of two or three overlapping faults (``harness.schedule.schedules()`` over the built-in
 ``FAULTS``), runs each in a world of its own, and checks what must hold whatever happened: each
 fault detected within its budget, recovery on chain after the last heal, every invariant. A failure
 is shrunk to the smallest schedule that still fails, saved under the run's report directory, and

@@ -96,13 +96,16 @@ def _schedule_faults() -> list[str]:
     lines = [
         "## Faults of the schedule search",
         "",
-        "`test_schedule_search_finds_no_failing_combination` draws schedules of one to three of these,",
-        "each later one starting while an earlier one is held (`harness.schedule.schedules()`; see",
-        "[schedules.md](schedules.md)). Two faults holding one resource never overlap. The first value of",
-        "each parameter is the one shrinking moves towards.",
+        "`test_schedule_search_finds_no_failing_combination` draws schedules of two or three of these",
+        "(one to three when `--drill-search-faults` names one), the first within 4 s of steady state, each later",
+        "one another fault starting while an earlier one is held, inside its busy window where it has one.",
+        "Two faults holding one resource never overlap. The first value of each parameter is the one",
+        "shrinking moves towards. The strategies, for searches of your own faults or of these:",
+        "`harness.schedule.schedules(registry=, faults=, min_steps=, max_steps=, latest_start=, longest_hold=)`",
+        "and `harness.schedule.steps(...)` ([schedules.md](schedules.md)).",
         "",
-        "| Fault | What it does | Incident it must raise | Parameters drawn | Hold | Holds |",
-        "|---|---|---|---|---|---|",
+        "| Fault | What it does | Incident it must raise | Parameters drawn | Hold | Busy (a later step starts) | Holds |",
+        "|---|---|---|---|---|---|---|",
     ]
     for spec in FAULTS.values():
         params = "; ".join(f"`{k}` in {', '.join(map(str, v))}" for k, v in spec.params.items()) or "—"
@@ -110,7 +113,8 @@ def _schedule_faults() -> list[str]:
         detect = f" within {spec.detect:g} s" if spec.detect is not None else ""
         hold = f"{spec.min_hold:g} s or more" if spec.max_hold is None else (
             f"{spec.min_hold:g} s" if spec.max_hold == spec.min_hold else f"{spec.min_hold:g} to {spec.max_hold:g} s")
-        lines.append(f"| `{spec.name}` | {spec.doc} | `{spec.incident}`{detect} | {params} | {hold} | {holds} |")
+        busy = "any time in its hold" if spec.busy is None else f"{spec.busy[0]:g} to {spec.busy[1]:g} s in"
+        lines.append(f"| `{spec.name}` | {spec.doc} | `{spec.incident}`{detect} | {params} | {hold} | {busy} | {holds} |")
     return lines + [""]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from web3.types import Nonce, TxParams
 
-from harness.contracts import send_tx
+from harness.contracts import harness_fees, send_tx
 from harness.errors import ConfigError
 from harness.faults._chainops import FaultLoop, check_positive, owner_account
 from harness.faults.base import Fault
@@ -46,6 +46,8 @@ class RevertStorm(Fault):
         escrow = ctx.deployment.escrow_contract(ctx.chain.w3)
         owner = owner_account(ctx)
         params: TxParams = {"from": owner.address, "nonce": Nonce(ctx.chain.nonce(owner.address, "pending")), "gas": 60_000}
+        # priced over any gas spike of the same schedule: the switch is the harness's, not the agent's, to strand
+        params.update(harness_fees(ctx.chain.w3.eth.get_block("latest")["baseFeePerGas"]))  # type: ignore[typeddict-item]
         tx = escrow.functions.setRejecting(on).build_transaction(params)
         send_tx(ctx.chain.w3, owner, tx, timeout=15.0)
         self._on = on

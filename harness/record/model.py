@@ -416,6 +416,9 @@ class DrillRecord:
     violations: Mapping[str, int] = field(default_factory=dict)
     #: the fault schedule the drill carried out (harness/schedule), step by step; () for a drill of its own faults
     schedule: tuple[ScheduleStep, ...] = ()
+    #: the drill's place in its run's collection (before a shard split or a reordering for workers): a run,
+    #: and shards merged into one, list their drills in it; None: not known (a record of an older version)
+    position: int | None = None
 
     def __post_init__(self) -> None:
         if not self.scenario:
@@ -487,6 +490,7 @@ class DrillRecord:
             "respond_s": self.respond_s, "respond_action": self.respond_action,
             "claims": dict(self.claims), "findings": list(self.findings), "violations": dict(self.violations),
             "schedule": [s.to_json() for s in self.schedule],
+            "position": self.position,
         }
 
     @classmethod
@@ -518,6 +522,7 @@ class DrillRecord:
             violations={str(k): int(v) for k, v in (d.get("violations") or {}).items()},
             findings=tuple(str(f) for f in d.get("findings") or ()),
             schedule=tuple(ScheduleStep.from_json(s) for s in d.get("schedule") or ()),
+            position=None if d.get("position") is None else int(d["position"]),
         )
 
 

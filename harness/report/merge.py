@@ -5,7 +5,8 @@ with its ``summary.json`` and its drills' files, and no history line. The merge 
 belong to one run (same chain backend, agent, runtime and budget scale; no drill twice), copies every
 drill's files into a new run directory, applies the regression gate to the merged drills against
 ``<report dir>/history.jsonl``, and writes the summary, README and trends of the merged run and its
-history lines, exactly as one run would have. Drills are listed by node id.
+history lines, exactly as one run would have. Drills are listed in the order one run of all shards
+collects them (each record carries its `position` in that collection).
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ def merge_runs(run_dirs: Sequence[Path], report_dir: Path, *, run_id: str, gate:
         run_id=run_id, started_at=min(r.started_at for _, r in shards), ended_at=max(r.ended_at for _, r in shards),
         chain_backend=first.chain_backend, agent_command=first.agent_command, agent_runtime=first.agent_runtime,
         versions=first.versions, budget_scale=first.budget_scale, gate=gate,
-        drills=tuple(sorted(drills, key=lambda d: d.name)),
+        # each shard's positions are places in the one collection all shards split: the serial run's order
+        drills=tuple(sorted(drills, key=lambda d: (d.position is None, d.position or 0, d.name))),
     )
     writer.finish(merged, past)
     return MergeResult(run=merged, run_dir=target, problems=tuple(str(leak) for leak in writer.leaks))

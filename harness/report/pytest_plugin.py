@@ -296,7 +296,8 @@ def _versions() -> dict[str, str]:
 def build_run(rs: ReportSession) -> RunRecord:
     """The run from the records collected, in collection order (the same whatever worker ran a drill)."""
     facts = rs.facts or {}
-    drills = sorted(rs.records, key=lambda d: (rs.order.get(d.name, len(rs.order)), d.name))
+    drills = sorted((d.with_(position=rs.order[d.name]) if d.name in rs.order else d for d in rs.records),
+                    key=lambda d: (d.position is None, d.position or 0, d.name))
     return RunRecord(
         run_id=rs.run_id, started_at=round(rs.started_at, 3), ended_at=round(clock.wall(), 3),
         chain_backend=facts.get("chain_backend"), agent_command=tuple(facts.get("agent_command") or ()),

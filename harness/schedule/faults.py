@@ -82,7 +82,7 @@ BUILTIN = (
               holds=lambda p: (f"rpc:{p.get('target', 'primary')}",), min_hold=2.0,
               doc="the endpoint's proxy refuses every connection (Outage)"),
     FaultSpec(name="gas_spike", make=_gas, incident="stuck_transactions", params={"base_fee_gwei": (60, 100, 40)},
-              holds=lambda p: ("mining",), min_hold=8.0, detect=10.0, shown=_stranded,
+              holds=lambda p: ("mining",), min_hold=8.0, detect=10.0, shown=_stranded, busy=(3.0, 5.0),
               doc="the base fee climbs x3 a block to the peak, blocks every 1 s (GasSpike)"),
     FaultSpec(name="process_kill", make=_kill, incident="process_crash", params={"down": (0.0, 1.0, 3.0)},
               holds=lambda p: ("agent",), instant=True, min_hold=2.0,

@@ -47,7 +47,8 @@ class FaultSpec:
     kept the agent from sending): its detection budget counts from then;
     ``min_hold`` the shortest hold the search draws (the time the fault needs to show: a gas spike
     climbs for a few blocks before anything is stuck); ``detect`` the seconds an agent has to report
-    it (None: the drill's detection budget).
+    it (None: the drill's detection budget); ``busy`` when, after injection, the fault is at work (see
+    the field).
     """
 
     name: str
@@ -62,6 +63,10 @@ class FaultSpec:
     #: makes a missed deadline the fault's doing); None: no bound
     max_hold: float | None = None
     detect: float | None = None
+    #: seconds after its injection while the fault is at work on the agent (a climbing gas spike: from
+    #: the first stranded transaction to the peak that lets them through): a later step the strategies
+    #: draw over this one starts inside this window; None: anywhere in its hold
+    busy: tuple[float, float] | None = None
     doc: str = ""
 
     def check_params(self, params: Mapping[str, Any]) -> None:
@@ -85,6 +90,9 @@ def register_fault(spec: FaultSpec, *, registry: dict[str, FaultSpec] | None = N
         raise UsageError(f"a schedule fault's name is a word of letters, digits and _, got {spec.name!r}")
     if spec.name in target:
         raise UsageError(f"a schedule fault named {spec.name!r} is registered already")
+    if spec.busy is not None and not (len(spec.busy) == 2 and 0 <= spec.busy[0] <= spec.busy[1]):
+        raise UsageError(f"fault {spec.name!r}: busy is (start, end) in seconds after its injection with "
+                         f"0 <= start <= end, got {spec.busy!r}")
     target[spec.name] = spec
     return spec
 

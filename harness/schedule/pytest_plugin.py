@@ -1,6 +1,6 @@
 """pytest wiring of the schedule search and replay: options, Hypothesis profiles, the ``schedule_search`` fixture.
 
-Options: ``--drill-search ci|explore`` (how many examples: ``ci`` a handful, the same ones every run
+Options: ``--drill-search ci|explore`` (how many examples: ``ci`` eight, the same ones every run
 unless ``--hypothesis-seed`` is given, so that CI is reproducible;
 ``explore`` as many as ``--drill-search-budget SECONDS`` allows, for game days and nightly runs),
 ``--drill-schedule FILE`` (repeatable: the schedule files ``test_schedule_replay`` replays instead of
@@ -38,7 +38,7 @@ from harness.errors import DrillFailure, UsageError
 __all__ = ["SEARCH_PROFILES", "SHRINK_BUDGETS", "FlakySchedule", "ScheduleSearch", "SearchFinding", "schedule_files"]
 
 #: examples per search: ``ci`` is sized for every CI run, ``explore`` is bounded by the time budget
-SEARCH_PROFILES = {"ci": 4, "explore": 100_000}
+SEARCH_PROFILES = {"ci": 8, "explore": 100_000}
 #: seconds of shrinking after the first failure, by profile (--drill-shrink-budget overrides)
 SHRINK_BUDGETS = {"ci": 120.0, "explore": 600.0}
 
@@ -72,6 +72,8 @@ class SearchFinding:
     error: str = ""
     exc: BaseException | None = None
     files: list[Path] = field(default_factory=list)
+    failing: list[Any] = field(default_factory=list)  # every schedule that failed, in the order run
+    unconfirmed: list[Any] = field(default_factory=list)  # failed once, passed when replayed
 
 
 @dataclass(eq=False)
@@ -87,6 +89,8 @@ class ScheduleSearch:
     shrink_s: float = 120.0  # shrinking stops this long after the first failure
     #: the same examples every run (the ci profile without --hypothesis-seed): a CI run is reproducible
     derandomize: bool = False
+    #: failing schedules replayed, smallest first, when the shrunk one passed its replay (see _confirm)
+    confirm_tries: int = 3
     examples: int = 0
     failures: int = 0
     started: float = field(default_factory=clock.now)
@@ -97,10 +101,14 @@ class ScheduleSearch:
 
         from harness.schedule import schedules
 
-        strategy = schedules(faults=self.faults) if strategy is None else strategy
+        if strategy is None:
+            # combinations only when there is more than one fault to combine: single faults are the catalogue's drills
+            several = self.faults is None or len(set(self.faults)) > 1
+            strategy = schedules(faults=self.faults, min_steps=2 if several else 1)
         found = SearchFinding()
         over = self.started + self.budget_s if self.profile == "explore" else None
         shrink_until: list[float] = []  # set at the first failure
+        broken: list[BaseException] = []  # an error of the harness (not a DrillFailure): it ends the search
 
         @settings(max_examples=SEARCH_PROFILES[self.profile], deadline=None, print_blob=False,
                   derandomize=self.derandomize,
@@ -108,6 +116,8 @@ class ScheduleSearch:
                   phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink])
         @given(schedule=strategy)
         def search(schedule: Any) -> None:
+            if broken:
+                return  # the harness broke: nothing more to learn about the agent, and no shrinking of that
             if found.shrunk is None and over is not None and clock.now() > over:
                 reject()  # the time budget is spent: the remaining examples are skipped at once
             if shrink_until and clock.now() > shrink_until[0] and schedule != found.shrunk:
@@ -123,12 +133,18 @@ class ScheduleSearch:
             try:
                 check(schedule)
             except Exception as exc:
+                if not isinstance(exc, DrillFailure):  # the harness broke, or the world could not be built
+                    broken.append(exc)
+                    self.progress(f"[{label}] error of the harness, not of the agent: {type(exc).__name__}: {exc}")
+                    raise
                 self.failures += 1
                 if found.original is None:
                     found.original = schedule
                     shrink_until.append(clock.now() + self.shrink_s)
                     self.progress(f"[{label}] failed: {type(exc).__name__}; shrinking for at most {self.shrink_s:.0f} s")
                 found.shrunk, found.error, found.exc = schedule, f"{type(exc).__name__}: {exc}", exc
+                if schedule not in found.failing:
+                    found.failing.append(schedule)
                 raise
 
         failed = flaky = None
@@ -140,11 +156,15 @@ class ScheduleSearch:
         except Flaky as exc:
             flaky = exc
         except Exception as exc:
-            if found.shrunk is None:
+            if found.shrunk is None and not broken:
                 raise
-            if not isinstance(found.exc, DrillFailure):  # the harness broke, or the world could not be built:
-                raise found.exc from None              # an error of the run, not a finding about the agent
             failed = exc
+        if broken:  # an error of the run, not a finding about the agent
+            raise broken[0] from None
+        if flaky is not None and self._confirm(check, found, label):
+            flaky, failed = None, flaky
+        if failed is not None:
+            self._leave_out_steps(check, found, label)
         if flaky is not None:
             found.files = self._save(found, flaky=True)
             warnings.warn(FlakySchedule(
@@ -160,9 +180,59 @@ class ScheduleSearch:
                 f"  failure:       {found.error}\n"
                 f"  saved:         {', '.join(map(str, found.files))}\n"
                 f"  replay:        {self.replay_hint(found.files[-1])}\n"
-                f"  ({self.examples} example(s) run, {self.failures} of them failing)",
+                + "".join(f"  flaky:         {s.label()} (failed once, passed when replayed)\n" for s in found.unconfirmed)
+                + f"  ({self.examples} example(s) run, {self.failures} of them failing)",
                 pytrace=False,
             )
+
+    def _leave_out_steps(self, check: Callable[[Any], None], found: SearchFinding, label: str) -> None:
+        """Run the shrunk schedule with each of its steps left out in turn and keep any that still fails.
+
+        Hypothesis shrinks the values well, but a whole step goes only when its shrinker happens to try
+        the fewer-steps choice before the budget is spent, and a ci budget is a handful of drills: a
+        finding can end as a spike, the kill that matters and a second spike that does not. Leaving out
+        one step is a drill or two per step (three steps at most), and what it keeps failed twice."""
+        from harness.schedule import Schedule
+
+        smaller = True
+        while smaller and len(found.shrunk.steps) > 1:
+            smaller = False
+            for i, step in enumerate(found.shrunk.steps):
+                candidate = Schedule(steps=found.shrunk.steps[:i] + found.shrunk.steps[i + 1:], note=found.shrunk.note)
+                self.progress(f"[{label}] without {step.label()}: {candidate.label()}")
+                failures = []
+                for _ in range(2):  # kept only when it fails twice, as every finding is
+                    try:
+                        check(candidate)
+                        break
+                    except DrillFailure as exc:
+                        failures.append(exc)
+                if len(failures) == 2:
+                    exc = failures[-1]
+                    found.shrunk, found.error, found.exc = candidate, f"{type(exc).__name__}: {exc}", exc
+                    smaller = True
+                    break
+
+    def _confirm(self, check: Callable[[Any], None], found: SearchFinding, label: str) -> bool:
+        """After the shrunk schedule passed its replay: replay the schedules that failed before it, the
+        smallest (latest) first, at most ``confirm_tries``; the first that fails again is the finding.
+
+        Shrinking walks to the edge of the failing region, where an agent's timing decides (a kill half a
+        second earlier finds no replacement to lose): a schedule there may fail once and pass the next
+        time. One a step back from the edge that fails twice is a finding; only when none does is the
+        search's result a flaky schedule."""
+        candidates = [s for s in reversed(found.failing) if s != found.shrunk][:self.confirm_tries]
+        found.unconfirmed = [found.shrunk]
+        for schedule in candidates:
+            self.progress(f"[{label}] {found.unconfirmed[-1].label()} passed when replayed; replaying {schedule.label()}")
+            try:
+                check(schedule)
+            except DrillFailure as exc:
+                found.shrunk, found.error, found.exc = schedule, f"{type(exc).__name__}: {exc}", exc
+                return True
+            found.unconfirmed.append(schedule)
+        found.unconfirmed = []
+        return False
 
     def _save(self, found: SearchFinding, *, flaky: bool) -> list[Path]:
         stamp = re.sub(r"[^0-9]", "", f"{clock.wall():.3f}")[-9:]

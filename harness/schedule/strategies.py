@@ -1,8 +1,9 @@
 """Hypothesis strategies over fault schedules: what the search draws, and what shrinking simplifies.
 
-``schedules()`` draws one to ``max_steps`` steps from a registry of ``FaultSpec``s: a fault, its
+``schedules()`` draws ``min_steps`` to ``max_steps`` steps from a registry of ``FaultSpec``s: a fault, its
 parameters, when it starts and how long it holds; every step after the first starts while an
-earlier one is held (at any point of its hold alike), and is another fault than the one it overlaps
+earlier one is held (at any point of its busy window alike: while it is at work on the agent, a
+climbing gas spike while transactions are stranded; else of its hold), and is another fault than the one it overlaps
 when the search has more than one, so the faults combine. Times are whole or half seconds (a finer grid
 buys nothing against an agent whose intervals are tenths of seconds, and costs the shrinker). Steps
 that would hold one resource at once are moved apart: the later one starts when the earlier is
@@ -63,37 +64,50 @@ def _separate(drawn: list[Step], registry: Mapping[str, FaultSpec]) -> tuple[Ste
     return tuple(placed)
 
 
+def _offsets(spec: FaultSpec, hold: float) -> list[float]:
+    """Where into a step of ``spec`` held ``hold`` seconds a later step may start: its busy window, if any."""
+    every = [n * _GRID for n in range(max(1, int(hold / _GRID)))]
+    if spec.busy is None:
+        return every
+    low, high = spec.busy
+    return [t for t in every if low <= t <= high] or every
+
+
 @st.composite
-def _overlapping(draw: Any, *, registry: Mapping[str, FaultSpec], faults: Sequence[str] | None, max_steps: int,
-                 latest_start: float, longest_hold: float) -> Schedule:
+def _overlapping(draw: Any, *, registry: Mapping[str, FaultSpec], faults: Sequence[str] | None, min_steps: int,
+                 max_steps: int, latest_start: float, longest_hold: float) -> Schedule:
     names = list(faults) if faults is not None else list(registry)
     first = draw(steps(registry=registry, faults=names, latest_start=latest_start, longest_hold=longest_hold))
     drawn = [first]
-    for _ in range(draw(st.integers(0, max_steps - 1))):
+    for _ in range(draw(st.integers(min_steps - 1, max_steps - 1))):
         # a later step starts while an earlier one is active, and is another fault when there is one:
         # combinations of different faults are what single-fault drills miss
         anchor = drawn[draw(st.integers(0, len(drawn) - 1))]
         others = [n for n in names if n != anchor.fault] or names
         step = draw(steps(registry=registry, faults=others, latest_start=0, longest_hold=longest_hold))
-        # any point of the anchor's hold alike (integers() would favour its first instants)
-        offset = draw(st.sampled_from([n * _GRID for n in range(max(1, int(anchor.hold / _GRID)))]))
+        # any point of the anchor's busy window (else of its hold) alike: integers() would favour its first
+        # instants, when a climbing fault has done nothing yet
+        offset = draw(st.sampled_from(_offsets(registry[anchor.fault], anchor.hold)))
         drawn.append(Step(fault=step.fault, params=step.params, at=anchor.at + offset, hold=step.hold))
     return Schedule(steps=_separate(drawn, registry)).check(registry)
 
 
 def schedules(*, registry: Mapping[str, FaultSpec] | None = None, faults: Sequence[str] | None = None,
-              max_steps: int = 3, latest_start: float = 4.0, longest_hold: float = 10.0) -> st.SearchStrategy[Schedule]:
-    """Schedules of 1 to ``max_steps`` steps over ``faults`` of ``registry`` (see the module docstring).
+              min_steps: int = 1, max_steps: int = 3, latest_start: float = 4.0,
+              longest_hold: float = 10.0) -> st.SearchStrategy[Schedule]:
+    """Schedules of ``min_steps`` to ``max_steps`` steps over ``faults`` of ``registry`` (see the module docstring).
 
     The first step starts within ``latest_start`` seconds of steady state; each further step starts
-    while an earlier one is held (at an offset into it), so most schedules drawn overlap.
+    while an earlier one is held (inside its busy window, when its ``FaultSpec`` has one), so every
+    schedule of two steps or more overlaps. ``min_steps=2`` leaves out single faults (the catalogue's
+    drills have them): every example is a combination.
     """
-    if max_steps < 1:
-        raise UsageError(f"schedules() needs max_steps >= 1, got {max_steps}")
+    if not 1 <= min_steps <= max_steps:
+        raise UsageError(f"schedules() needs 1 <= min_steps <= max_steps, got min_steps={min_steps}, max_steps={max_steps}")
     reg = FAULTS if registry is None else registry
     unknown = [f for f in faults or () if f not in reg]
     if unknown or (faults is not None and not faults):
         raise UsageError(f"schedules(faults=...): unknown fault(s) {', '.join(unknown) or '(none given)'}; "
                          f"known: {', '.join(reg)}")
-    return _overlapping(registry=reg, faults=faults, max_steps=max_steps, latest_start=latest_start,
+    return _overlapping(registry=reg, faults=faults, min_steps=min_steps, max_steps=max_steps, latest_start=latest_start,
                         longest_hold=longest_hold)

@@ -148,6 +148,9 @@ def test_two_shards_merged_give_the_verdicts_and_count_of_one_run(runs: Runs) ->
     merged = runs.summary("merged", "joined")
     validate_summary(merged)
     assert _verdicts(merged) == _verdicts(runs.summary("serial", "one"))
+    # listed as one run collects them (NAMES is not their alphabetical order), by the place each shard recorded
+    assert [d["name"] for d in merged["drills"]] == NAMES
+    assert [d["position"] for d in merged["drills"]] == [d["position"] for d in runs.summary("serial", "one")["drills"]]
     assert merged["metrics"]["drills"] == 3
     assert sorted(e["name"] for e in runs.history("merged")) == sorted(NAMES)
     assert len(list((runs.base / "merged" / "joined").glob("charts/*.timeline.png"))) == 3

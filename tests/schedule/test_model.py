@@ -83,12 +83,26 @@ def test_drawn_schedules_keep_to_the_faults_asked_for(s: Schedule) -> None:
     assert set(s.faults()) <= {"process_kill", "rpc_outage"} and len(s.steps) <= 2
 
 
+@settings(max_examples=100, deadline=None)
+@given(s=schedules(faults=["gas_spike", "process_kill"], min_steps=2, max_steps=2))
+def test_a_later_step_lands_in_the_busy_window_of_the_fault_it_overlaps(s: Schedule) -> None:
+    # min_steps=2: every example is a combination; over a climbing gas spike (busy 3-5 s after its
+    # injection, while transactions are stranded) the kill lands inside that window, not anywhere in the hold
+    assert len(s.steps) == 2
+    first, later = s.steps
+    if first.fault == "gas_spike" and later.at > first.at:  # the spike came first: the kill was drawn over it
+        low, high = FAULTS["gas_spike"].busy
+        assert low <= later.at - first.at <= high, f"{later.label()} is outside the spike's busy window {low}-{high} s"
+
+
 def test_users_register_their_own_faults_in_a_registry_of_their_own() -> None:
     mine: dict[str, FaultSpec] = {}
     spec = register_fault(FaultSpec(name="disk_full", make=lambda p: None, incident="state_corruption",
                                     params={"share": (1.0, 0.5)}, min_hold=3.0), registry=mine)
     with pytest.raises(UsageError, match="registered already"):
         register_fault(spec, registry=mine)
+    with pytest.raises(UsageError, match=r"busy is \(start, end\).*got \(5.0, 3.0\)"):
+        register_fault(FaultSpec(name="slow_disk", make=lambda p: None, incident="manual", busy=(5.0, 3.0)), registry=mine)
     with pytest.raises(UsageError, match="a word of letters"):
         register_fault(FaultSpec(name="disk full", make=lambda p: None, incident="manual"), registry=mine)
     assert "disk_full" not in FAULTS
@@ -103,7 +117,9 @@ def test_users_register_their_own_faults_in_a_registry_of_their_own() -> None:
 
 
 def test_strategy_mistakes_are_usage_errors() -> None:
-    with pytest.raises(UsageError, match="max_steps >= 1"):
+    with pytest.raises(UsageError, match="1 <= min_steps <= max_steps"):
         schedules(max_steps=0)
+    with pytest.raises(UsageError, match="min_steps=3, max_steps=2"):
+        schedules(min_steps=3, max_steps=2)
     with pytest.raises(UsageError, match="unknown fault"):
         schedules(faults=["meteor"])
