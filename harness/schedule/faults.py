@@ -47,6 +47,30 @@ def _reverts(p: Mapping[str, Any]) -> Any:
     return RevertStorm(share=1.0)
 
 
+#: an agent that stops this soon after an injection never had the time to see it
+_GONE_AT_ONCE = 0.5
+#: an agent (re)started with less of an outage left than this had no fair chance to see it
+_TOO_LATE = 2.0
+
+
+def _agent_there(fault: Any, drill: Any, t_inject: float, t_heal: float) -> float | None:
+    """When the agent was running to meet the fault, on the supervisor's evidence (``agent.start``,
+    ``agent.exit``, ``agent.stop``): the injection when it was up then and did not stop within half a
+    second; else its first start during the fault with 2 s or more of it left; None when it was down
+    throughout (a kill just before an outage as short as the restart: nothing to detect)."""
+    tl = drill.timeline
+    starts = sorted(e.t for e in tl.events("agent.start"))
+    stops = sorted(e.t for e in tl.events("agent.exit") + tl.events("agent.stop"))
+
+    def up_from(t: float) -> bool:
+        last = max((s for s in starts if s <= t), default=None)
+        return last is not None and not any(last < d <= t + _GONE_AT_ONCE for d in stops)
+
+    if up_from(t_inject):
+        return t_inject
+    return next((s for s in starts if t_inject < s <= t_heal - _TOO_LATE and up_from(s)), None)
+
+
 def _stranded(fault: Any, drill: Any, t_inject: float, t_heal: float) -> float | None:
     """When an agent transaction first seen while the spike was on started a wait of 2 s or more to be mined."""
     w = drill.ctx.watcher
@@ -79,7 +103,7 @@ def _proofs_due(fault: Any, drill: Any, t_inject: float, t_heal: float) -> float
 
 BUILTIN = (
     FaultSpec(name="rpc_outage", make=_outage, incident="rpc_failure", params={"target": ("primary",)},
-              holds=lambda p: (f"rpc:{p.get('target', 'primary')}",), min_hold=2.0,
+              holds=lambda p: (f"rpc:{p.get('target', 'primary')}",), min_hold=2.0, shown=_agent_there,
               doc="the endpoint's proxy refuses every connection (Outage)"),
     FaultSpec(name="gas_spike", make=_gas, incident="stuck_transactions", params={"base_fee_gwei": (60, 100, 40)},
               holds=lambda p: ("mining",), min_hold=8.0, detect=10.0, shown=_stranded, busy=(3.0, 5.0),

@@ -93,27 +93,66 @@ class ScheduleSearch:
     confirm_tries: int = 3
     examples: int = 0
     failures: int = 0
+    flaky: list[Any] = field(default_factory=list)  # schedules set aside as flaky (an explore search goes on)
     started: float = field(default_factory=clock.now)
 
     def run(self, check: Callable[[Any], None], strategy: Any = None, *, label: str = "search") -> None:
-        from hypothesis import HealthCheck, Phase, given, reject, settings
-        from hypothesis.errors import Flaky
-
         from harness.schedule import schedules
 
         if strategy is None:
             # combinations only when there is more than one fault to combine: single faults are the catalogue's drills
             several = self.faults is None or len(set(self.faults)) > 1
             strategy = schedules(faults=self.faults, min_steps=2 if several else 1)
-        found = SearchFinding()
         over = self.started + self.budget_s if self.profile == "explore" else None
+        rounds = 0
+        while True:
+            found, failed, flaky = self._round(check, strategy, label, rounds, over)
+            if flaky is not None and self._confirm(check, found, label):
+                flaky, failed = None, flaky
+            if failed is not None:
+                self._leave_out_steps(check, found, label)
+                found.files = self._save(found, flaky=False)
+                pytest.fail(
+                    f"{label}: the agent failed a fault schedule.\n"
+                    f"  first failing: {found.original.label()}\n"
+                    f"  shrunk to:     {found.shrunk.label()}\n"
+                    f"  failure:       {found.error}\n"
+                    f"  saved:         {', '.join(map(str, found.files))}\n"
+                    f"  replay:        {self.replay_hint(found.files[-1])}\n"
+                    + "".join(f"  flaky:         {s.label()} (failed once, passed when replayed)\n" for s in found.unconfirmed)
+                    + f"  ({self.examples} example(s) run, {self.failures} of them failing)",
+                    pytrace=False,
+                )
+            if flaky is None:
+                return
+            found.files = self._save(found, flaky=True)
+            self.flaky.append(found.shrunk)
+            warnings.warn(FlakySchedule(
+                f"{label}: a schedule failed once and passed when replayed, so it is reported as flaky, not as a "
+                f"finding: {found.shrunk.label() if found.shrunk else '?'} ({found.error}); saved to "
+                f"{', '.join(map(str, found.files))}"), stacklevel=2)
+            if over is None or clock.now() >= over:
+                return
+            # Hypothesis ends a search at its first flaky failure; an explore budget is for searching on
+            rounds += 1
+            self.progress(f"[{label}] flaky schedule set aside; searching on (round {rounds + 1})")
+
+    def _round(self, check: Callable[[Any], None], strategy: Any, label: str, rounds: int,
+               over: float | None) -> tuple[SearchFinding, BaseException | None, BaseException | None]:
+        """One Hypothesis search: what it found, and its failure or its flaky failure (else None)."""
+        from hypothesis import HealthCheck, Phase, given, reject, seed, settings
+        from hypothesis.errors import Flaky
+
+        found = SearchFinding()
         shrink_until: list[float] = []  # set at the first failure
         broken: list[BaseException] = []  # an error of the harness (not a DrillFailure): it ends the search
+        phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+        if rounds:  # a later round of an explore search: other examples, and not the flaky one again first
+            phases.remove(Phase.reuse)
 
         @settings(max_examples=SEARCH_PROFILES[self.profile], deadline=None, print_blob=False,
-                  derandomize=self.derandomize,
-                  report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
-                  phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink])
+                  derandomize=self.derandomize and not rounds,
+                  report_multiple_bugs=False, suppress_health_check=list(HealthCheck), phases=phases)
         @given(schedule=strategy)
         def search(schedule: Any) -> None:
             if broken:
@@ -147,6 +186,10 @@ class ScheduleSearch:
                     found.failing.append(schedule)
                 raise
 
+        if rounds:
+            # @seed wins over --hypothesis-seed, which would draw the same examples again: the round's own seed,
+            # derived from the examples run so far, keeps a seeded explore search reproducible
+            search = seed(self.examples * 7919 + rounds)(search)
         failed = flaky = None
         try:
             with warnings.catch_warnings():
@@ -161,29 +204,9 @@ class ScheduleSearch:
             failed = exc
         if broken:  # an error of the run, not a finding about the agent
             raise broken[0] from None
-        if flaky is not None and self._confirm(check, found, label):
-            flaky, failed = None, flaky
-        if failed is not None:
-            self._leave_out_steps(check, found, label)
-        if flaky is not None:
-            found.files = self._save(found, flaky=True)
-            warnings.warn(FlakySchedule(
-                f"{label}: a schedule failed once and passed when replayed, so it is reported as flaky, not as a "
-                f"finding: {found.shrunk.label() if found.shrunk else '?'} ({found.error}); saved to "
-                f"{', '.join(map(str, found.files))}"), stacklevel=2)
-        elif failed is not None:
-            found.files = self._save(found, flaky=False)
-            pytest.fail(
-                f"{label}: the agent failed a fault schedule.\n"
-                f"  first failing: {found.original.label()}\n"
-                f"  shrunk to:     {found.shrunk.label()}\n"
-                f"  failure:       {found.error}\n"
-                f"  saved:         {', '.join(map(str, found.files))}\n"
-                f"  replay:        {self.replay_hint(found.files[-1])}\n"
-                + "".join(f"  flaky:         {s.label()} (failed once, passed when replayed)\n" for s in found.unconfirmed)
-                + f"  ({self.examples} example(s) run, {self.failures} of them failing)",
-                pytrace=False,
-            )
+        if flaky is not None and found.shrunk is None:
+            flaky = None  # no schedule failed: examples rejected once the budget was spent, which Hypothesis calls flaky
+        return found, failed, flaky
 
     def _leave_out_steps(self, check: Callable[[Any], None], found: SearchFinding, label: str) -> None:
         """Run the shrunk schedule with each of its steps left out in turn and keep any that still fails.

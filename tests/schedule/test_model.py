@@ -123,3 +123,23 @@ def test_strategy_mistakes_are_usage_errors() -> None:
         schedules(min_steps=3, max_steps=2)
     with pytest.raises(UsageError, match="unknown fault"):
         schedules(faults=["meteor"])
+
+
+def test_an_outage_shows_only_while_the_agent_is_there_to_meet_it() -> None:
+    # FAULTS["rpc_outage"].shown judges on the supervisor's events: starts and exits of the agent
+    from types import SimpleNamespace
+
+    from harness.observe.timeline import Event
+
+    def drill(*events: tuple[str, float]) -> SimpleNamespace:
+        evs = [Event(t=t, wall=t, kind=kind, source="runtime") for kind, t in events]
+        return SimpleNamespace(timeline=SimpleNamespace(events=lambda kind: [e for e in evs if e.kind == kind]))
+
+    shown = FAULTS["rpc_outage"].shown
+    up = drill(("agent.start", 0.0))
+    assert shown(None, up, 10.0, 14.0) == 10.0  # running all along: from the injection
+    killed_then_back = drill(("agent.start", 0.0), ("agent.exit", 10.1), ("agent.start", 11.0))
+    assert shown(None, killed_then_back, 10.0, 14.0) == 11.0  # gone at once, back with 3 s of the outage left
+    assert shown(None, killed_then_back, 10.0, 12.5) is None  # back with 1.5 s left: no fair chance to see it
+    killed_later = drill(("agent.start", 0.0), ("agent.exit", 12.0), ("agent.start", 12.5))
+    assert shown(None, killed_later, 10.0, 14.0) == 10.0  # up for 2 s of it before the kill

@@ -104,6 +104,23 @@ def test_a_failure_that_does_not_come_back_is_reported_as_flaky(tmp_path: Path) 
     assert Schedule.load(saved) == calls[0]
 
 
+def test_an_explore_search_goes_on_past_a_flaky_schedule_until_its_budget_is_spent(tmp_path: Path) -> None:
+    calls: list[Schedule] = []
+
+    def check(schedule: Schedule) -> None:  # fails the first time only: a timing accident, not a defect
+        calls.append(schedule)
+        if len(calls) == 1:
+            raise InvariantBroken("a timing accident")
+
+    search = ScheduleSearch(profile="explore", budget_s=3, out_dir=tmp_path / "schedules", replay_hint=str)
+    with pytest.warns(FlakySchedule):
+        search.run(check, schedules(faults=["rpc_outage", "process_kill"]))
+    assert search.flaky == [calls[0]]
+    replayed = max(i for i, c in enumerate(calls) if i and c == calls[0])  # Hypothesis's replay of the flaky one
+    assert len(calls) > replayed + 1, "after the flaky schedule and its replay the search drew new examples"
+    assert search.examples == len(calls) and len(list((tmp_path / "schedules").glob("flaky-*.json"))) == 1
+
+
 def test_a_shrunk_schedule_that_does_not_fail_again_gives_way_to_a_larger_one_that_does(tmp_path: Path) -> None:
     # what the search does when Hypothesis's replay of its shrunk schedule passed (SearchFinding as it then is)
     three = Schedule(steps=(Step(fault="gas_spike", at=0, hold=8), Step(fault="process_kill", at=4, hold=2),
