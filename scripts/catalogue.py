@@ -113,6 +113,8 @@ def _schedule_faults() -> list[str]:
         detect = f" within {spec.detect:g} s" if spec.detect is not None else ""
         hold = f"{spec.min_hold:g} s or more" if spec.max_hold is None else (
             f"{spec.min_hold:g} s" if spec.max_hold == spec.min_hold else f"{spec.min_hold:g} to {spec.max_hold:g} s")
+        if spec.rest:
+            hold += f", {spec.rest:g} s apart"
         busy = "any time in its hold" if spec.busy is None else f"{spec.busy[0]:g} to {spec.busy[1]:g} s in"
         lines.append(f"| `{spec.name}` | {spec.doc} | `{spec.incident}`{detect} | {params} | {hold} | {busy} | {holds} |")
     return lines + [""]

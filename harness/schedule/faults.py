@@ -116,7 +116,7 @@ BUILTIN = (
               holds=lambda p: ("mining",), min_hold=5.0, shown=_first_drop,
               doc="the node loses the agent's next `count` transactions from its pool, blocks every 2 s (DroppedTransaction)"),
     FaultSpec(name="revert_storm", make=_reverts, incident="tx_failure_rate", params={},
-              holds=lambda p: ("escrow",), min_hold=6.0, max_hold=6.0, shown=_proofs_due,
+              holds=lambda p: ("escrow",), min_hold=6.0, max_hold=6.0, rest=10.0, shown=_proofs_due,
               doc="every proof reverts (RevertStorm, share 1)"),
 )
 

@@ -67,6 +67,9 @@ class FaultSpec:
     #: the first stranded transaction to the peak that lets them through): a later step the strategies
     #: draw over this one starts inside this window; None: anywhere in its hold
     busy: tuple[float, float] | None = None
+    #: seconds between this fault's heal and the next step on one of its resources: a revert storm right
+    #: after another is one storm longer than max_hold, whose missed deadlines are the fault's doing
+    rest: float = 0.0
     doc: str = ""
 
     def check_params(self, params: Mapping[str, Any]) -> None:
@@ -161,6 +164,11 @@ class Schedule:
                 if shared and b.at < a.heal_at:
                     raise UsageError(f"schedule steps overlap on {', '.join(sorted(shared))}: {a.label()} and "
                                      f"{b.label()}; start the second after the first is healed")
+                rest = max(registry[a.fault].rest, registry[b.fault].rest)
+                if shared and b.at < a.heal_at + rest:
+                    raise UsageError(f"{b.label()} starts {b.at - a.heal_at:g} s after {a.label()} is healed, on "
+                                     f"{', '.join(sorted(shared))}; leave {rest:g} s between them (FaultSpec.rest: "
+                                     "back to back they are one longer fault)")
         return self
 
     @property

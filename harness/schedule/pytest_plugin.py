@@ -180,7 +180,8 @@ class ScheduleSearch:
                 if found.original is None:
                     found.original = schedule
                     shrink_until.append(clock.now() + self.shrink_s)
-                    self.progress(f"[{label}] failed: {type(exc).__name__}; shrinking for at most {self.shrink_s:.0f} s")
+                    first = str(exc).strip().splitlines()[0][:240] if str(exc).strip() else ""
+                    self.progress(f"[{label}] failed: {type(exc).__name__}: {first}; shrinking for at most {self.shrink_s:.0f} s")
                 found.shrunk, found.error, found.exc = schedule, f"{type(exc).__name__}: {exc}", exc
                 if schedule not in found.failing:
                     found.failing.append(schedule)

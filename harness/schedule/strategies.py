@@ -54,11 +54,12 @@ def steps(draw: Any, *, registry: Mapping[str, FaultSpec] | None = None, faults:
 
 
 def _separate(drawn: list[Step], registry: Mapping[str, FaultSpec]) -> tuple[Step, ...]:
-    """Move each step that would share a held resource with an earlier one to just after its heal."""
+    """Move each step that would share a held resource with an earlier one to after its heal (and its rest)."""
     placed: list[Step] = []
     for step in sorted(drawn, key=lambda s: s.at):
         mine = set(registry[step.fault].holds(step.params))
-        clash = [p.heal_at for p in placed if mine & set(registry[p.fault].holds(p.params))]
+        clash = [p.heal_at + max(registry[p.fault].rest, registry[step.fault].rest)
+                 for p in placed if mine & set(registry[p.fault].holds(p.params))]
         start = max([step.at, *clash])
         placed.append(step if start == step.at else Step(fault=step.fault, params=step.params, at=start, hold=step.hold))
     return tuple(placed)

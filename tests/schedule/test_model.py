@@ -44,6 +44,8 @@ def test_a_heal_comes_before_an_injection_at_the_same_second() -> None:
      "has no parameter(s) host; it takes target"),
     ({"format": FORMAT, "steps": [{"fault": "gas_spike", "at": 0, "hold": 9}, {"fault": "dropped_tx", "at": 4, "hold": 5}]},
      "schedule steps overlap on mining"),
+    ({"format": FORMAT, "steps": [{"fault": "revert_storm", "at": 0, "hold": 6}, {"fault": "revert_storm", "at": 9, "hold": 6}]},
+     "starts 3 s after revert_storm() at +0 s, healed at +6 s is healed, on escrow; leave 10 s between them"),
 ])
 def test_a_bad_schedule_file_says_what_is_wrong(tmp_path: Path, doc: dict, message: str) -> None:
     path = tmp_path / "bad.json"
@@ -73,8 +75,9 @@ def test_the_committed_schedules_are_valid() -> None:
 def test_drawn_schedules_make_sense_and_overlap(s: Schedule) -> None:
     s.check()  # faults known, parameters allowed, holds long enough, no resource held twice at once
     assert 1 <= len(s.steps) <= 3
-    for later in s.steps[1:]:  # every later step starts while an earlier one is held (or right after a clash)
-        assert any(e.at <= later.at <= e.heal_at for e in s.steps if e is not later)
+    for later in s.steps[1:]:  # every later step starts while an earlier one is held (or right after a clash and its rest)
+        assert any(e.at <= later.at <= e.heal_at + max(FAULTS[e.fault].rest, FAULTS[later.fault].rest)
+                   for e in s.steps if e is not later)
 
 
 @settings(max_examples=100, deadline=None)
