@@ -177,11 +177,13 @@ class ScheduleSearch:
                     self.progress(f"[{label}] error of the harness, not of the agent: {type(exc).__name__}: {exc}")
                     raise
                 self.failures += 1
+                first = str(exc).strip().splitlines()[0][:240] if str(exc).strip() else ""
                 if found.original is None:
                     found.original = schedule
                     shrink_until.append(clock.now() + self.shrink_s)
-                    first = str(exc).strip().splitlines()[0][:240] if str(exc).strip() else ""
                     self.progress(f"[{label}] failed: {type(exc).__name__}: {first}; shrinking for at most {self.shrink_s:.0f} s")
+                else:
+                    self.progress(f"[{label}] failed: {type(exc).__name__}: {first}")
                 found.shrunk, found.error, found.exc = schedule, f"{type(exc).__name__}: {exc}", exc
                 if schedule not in found.failing:
                     found.failing.append(schedule)

@@ -9,7 +9,9 @@ then checks, in order:
    that kind already open then (two overlapping faults of one kind make one incident);
 2. recovery on chain after the last heal, within the recovery budget counted from that heal;
 3. every invariant (funds accounted for, no escrow proven twice, no nonce gap, deadlines within
-   the allowance, gradual resumption, no key in any output): ``drill.verify()``.
+   the allowance, gradual resumption, no key in any output): ``drill.verify()``. The allowance of
+   missed deadlines grows by the escrows that were open while two faults or more acted at once
+   (``_excuse_overlap_misses``): the single-fault drills hold the agent to each fault alone.
 
 A failure raises the drill's own exceptions (``DetectionMissed``, ``RecoveryFailed``,
 ``InvariantBroken``), so a schedule drill is judged and recorded like any other.
@@ -18,7 +20,7 @@ A failure raises the drill's own exceptions (``DetectionMissed``, ``RecoveryFail
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from harness import clock
@@ -74,8 +76,47 @@ def run_schedule(drill: Drill, schedule: Schedule, *, registry: Mapping[str, Fau
     last_heal = max((t for t in run.healed if t is not None), default=clock.now())
     # the recovery budget counts from the last heal; expect_recovery counts from t0 and scales what it is given
     drill.expect_recovery(within=(last_heal - t0 + drill.budget.recover) / drill.budget.scale)
+    _excuse_overlap_misses(drill, run)
     drill.verify()
     return run
+
+
+def _overlaps(run: ScheduleRun) -> list[tuple[float, float]]:
+    """The times (timeline seconds) when two steps or more were active at once."""
+    spans = [(a, h if h is not None else clock.now()) for a, h in zip(run.injected, run.healed) if a is not None]
+    out = []
+    for i, (a1, h1) in enumerate(spans):
+        for a2, h2 in spans[i + 1:]:
+            if max(a1, a2) < min(h1, h2):
+                out.append((max(a1, a2), min(h1, h2)))
+    return out
+
+
+def _excuse_overlap_misses(drill: Drill, run: ScheduleRun) -> None:
+    """Allow the deadlines missed by escrows that were open while two faults or more acted at once.
+
+    Each single-fault drill holds the agent to no missed deadline; faults together can leave no time
+    to prove an escrow whatever the agent does (a revert storm, then a climbing gas spike before its
+    backlog is cleared, with blocks every 2 s from a dropped-transaction fault before it). An escrow
+    that missed its deadline is excused when it was opened before the last moment faults overlapped
+    (so it was open while they did); any other miss still counts. What was excused is on the timeline
+    (``schedule.allowance``) and in the invariant's allowance."""
+    from harness.checks.invariants import deadline_misses
+
+    windows = _overlaps(run)
+    if not windows or drill.ctx.watcher is None:
+        return
+    drill.ctx.watcher.poll_once()
+    missed = deadline_misses(drill.ctx)
+    ids = set(missed.expired) | set(missed.overdue) | set(missed.left_behind)
+    last = max(end for _, end in windows)
+    with drill.ctx.watcher.lock:
+        excused = sorted(i for i in ids if drill.ctx.watcher.escrows[i].opened_t <= last)
+    if excused:
+        drill.budget = replace(drill.budget, deadline_misses=drill.budget.deadline_misses + len(excused))
+        drill.timeline.record("schedule.allowance", "schedule", escrows=excused,
+                              overlaps=[[round(a - run.base, 3), round(b - run.base, 3)] for a, b in windows],
+                              reason="open while two faults or more acted at once")
 
 
 def _judge_detection(drill: Drill, run: ScheduleRun, registry: Mapping[str, FaultSpec]) -> None:

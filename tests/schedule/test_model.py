@@ -146,3 +146,30 @@ def test_an_outage_shows_only_while_the_agent_is_there_to_meet_it() -> None:
     assert shown(None, killed_then_back, 10.0, 12.5) is None  # back with 1.5 s left: no fair chance to see it
     killed_later = drill(("agent.start", 0.0), ("agent.exit", 12.0), ("agent.start", 12.5))
     assert shown(None, killed_later, 10.0, 14.0) == 10.0  # up for 2 s of it before the kill
+
+
+def test_a_deadline_missed_while_faults_overlapped_is_excused_and_no_other() -> None:
+    # the runner's allowance, on a stand-in of what it reads: the steps' times and the watcher's escrows
+    import threading
+    from types import SimpleNamespace
+
+    from harness.checks.budgets import Budget
+    from harness.observe.chainwatch import EscrowRecord
+    from harness.schedule.runner import ScheduleRun, _excuse_overlap_misses, _overlaps
+
+    schedule = Schedule(steps=(Step(fault="dropped_tx", at=0, hold=9), Step(fault="revert_storm", at=4, hold=6),
+                               Step(fault="rpc_outage", at=20, hold=2)))
+    run = ScheduleRun(schedule=schedule, injected=[100.0, 104.0, 120.0], healed=[109.0, 110.0, 122.0], base=100.0)
+    assert _overlaps(run) == [(104.0, 109.0)]  # the outage overlaps nothing
+    agent = "0xagent"
+    escrows = {1: EscrowRecord(id=1, agent=agent, deadline=0, amount=1, state="expired", opened_t=103.0),
+               2: EscrowRecord(id=2, agent=agent, deadline=0, amount=1, state="expired", opened_t=115.0),
+               3: EscrowRecord(id=3, agent=agent, deadline=0, amount=1, state="proven", opened_t=105.0, proven_t=106.0)}
+    events: list[tuple[str, dict]] = []
+    watcher = SimpleNamespace(escrows=escrows, lock=threading.Lock(), head_ts=0, poll_once=lambda: None)
+    drill = SimpleNamespace(ctx=SimpleNamespace(watcher=watcher, agent_addresses=[agent]), budget=Budget(),
+                            timeline=SimpleNamespace(record=lambda kind, source, **data: events.append((kind, data))))
+    _excuse_overlap_misses(drill, run)
+    assert drill.budget.deadline_misses == 1  # escrow 1 was open during the overlap; escrow 2 opened after it
+    ((kind, data),) = events
+    assert kind == "schedule.allowance" and data["escrows"] == [1] and data["overlaps"] == [[4.0, 9.0]]
