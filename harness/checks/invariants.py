@@ -50,8 +50,9 @@ class RunInfo:
     t_start: float
     t0: float | None
     deadline_misses_allowed: int = 0
-    burst_limit: int = 5  # transactions in the first second after a pause that still count as gradual
+    burst_limit: int = 5  # transactions in the first `burst_window` after a pause that still count as gradual
     pause_gap: float = 2.0
+    burst_window: float = 1.0  # both times scale with --drill-time-scale (an agent running its real intervals)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,16 +302,27 @@ def gradual_resumption(ctx: DrillContext, run: RunInfo) -> InvariantResult:
     skip = set(ctx.harness_txs) | ctx.watcher.reorged
     # When the agent *sent* each transaction matters, not when it was mined: transactions held up
     # by the fault (stuck under a gas spike, a stalled chain) that land together are not a burst.
-    times = sorted(tx.first_seen for tx in ctx.watcher.agent_txs() if tx.hash.lower() not in skip)
+    # A fee bump is old work too: a replacement counts from when its nonce was first sent, so that
+    # six stuck transactions bumped together (a gas spike after a backlog) are not a resumption burst.
+    w = ctx.watcher
+    first_sent = {s.hash.lower(): s.t for s in w.sends()}
+    nonce_sent: dict[tuple[str, int], float] = {}
+    for r in w.replacements:
+        t_old = first_sent.get(r.old_hash.lower())
+        if t_old is not None:
+            key = (r.sender.lower(), r.nonce)
+            nonce_sent[key] = min(nonce_sent.get(key, t_old), t_old)
+    times = sorted(min(tx.first_seen, nonce_sent.get((tx.sender.lower(), tx.nonce), tx.first_seen))
+                   for tx in w.agent_txs() if tx.hash.lower() not in skip)
     bursts = []
     prev = run.t0
     for i, t in enumerate(times):
         if t < run.t0:
             continue
         if t - prev >= run.pause_gap:
-            burst = sum(1 for u in times[i:] if u - t <= 1.0)
+            burst = sum(1 for u in times[i:] if u - t <= run.burst_window)
             if burst > run.burst_limit:
-                bursts.append(f"{burst} transactions within 1 s after a {t - prev:.1f} s pause")
+                bursts.append(f"{burst} transactions within {run.burst_window:g} s after a {t - prev:.1f} s pause")
         prev = t
     if bursts:
         return InvariantResult(name, FAILED, f"resumed at full rate at once: {'; '.join(bursts)} (limit {run.burst_limit})")

@@ -172,3 +172,32 @@ def test_the_agent_profile_is_recorded_and_decides_whether_policy_targets_are_ev
     mttd_row = next(line for line in readme.splitlines() if line.startswith("| Mean time to detect (MTTD) |"))
     assert mttd_row.endswith(f"| < 5 min | {shown} |"), mttd_row
     assert f"| Agent profile | `{profile}` |" in readme
+
+
+def test_fee_bumps_of_stuck_transactions_are_not_a_resumption_burst() -> None:
+    # gradual_resumption on a stand-in of the watcher's records: six transactions sent over 6 s, stuck, then
+    # all bumped within half a second after a 3 s pause; six new transactions that way fail it
+    from types import SimpleNamespace
+
+    from harness.observe.chainwatch import Replacement, Send, TxRecord
+
+    agent = "0xAgent"
+
+    def tx(h: str, nonce: int, sent: float) -> TxRecord:
+        return TxRecord(hash=h, sender=agent, nonce=nonce, to=None, value=0, gas_used=21_000, effective_gas_price=1,
+                        status=1, selector=None, method=None, arg0=None, arg_address=None, arg_amount=None,
+                        block=1, t=sent + 5, sent_t=sent)
+
+    def ctx(replaced: bool) -> SimpleNamespace:
+        mined = [tx(f"0xnew{n}", n, 10.0 + n * 0.05) for n in range(6)]  # sent 3 s after the last one before
+        sends = [Send(hash=f"0xold{n}", sender=agent, to="", t=1.0 + n, mined=False) for n in range(6)]
+        reps = [Replacement(sender=agent, nonce=n, old_hash=f"0xold{n}", new_hash=f"0xnew{n}", cap_ratio=1.2,
+                            tip_ratio=1.2, t=10.0 + n * 0.05) for n in range(6)] if replaced else []
+        watcher = SimpleNamespace(agent_txs=lambda: mined, sends=lambda since=None: sends if replaced else [],
+                                  replacements=reps, reorged=set())
+        return SimpleNamespace(watcher=watcher, harness_txs=set())
+
+    run = inv.RunInfo(t_start=0.0, t0=7.0)
+    assert inv.gradual_resumption(ctx(replaced=True), run).verdict == inv.PASSED  # type: ignore[arg-type]
+    new_work = inv.gradual_resumption(ctx(replaced=False), run)  # type: ignore[arg-type]
+    assert new_work.verdict == inv.FAILED and "6 transactions within 1 s after a 3.0 s pause" in new_work.message
