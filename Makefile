@@ -44,3 +44,8 @@ bench: setup
 # The catalogue serial and with -n 3, side by side on both chains (about 10 minutes); the README's figures.
 bench-parallel: setup
 	.venv/bin/python bench/parallel_bench.py
+
+# The sample game day against the reference agent, unattended (about 3 minutes; docs/gameday.md).
+.PHONY: gameday
+gameday: setup
+	.venv/bin/drill gameday gamedays/sample.toml --yes

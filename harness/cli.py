@@ -10,6 +10,8 @@
     drill matrix  fan a drill matrix out over Kubernetes (manifests), run one cell, merge and gate the cells
     drill replay  replay a fault schedule file (one a search saved) as a drill
     drill explore search fault schedules against the agent for a time budget, with live progress
+    drill gameday run a game-day plan (gameday.toml): drills one by one, approvals, a safety lever, metrics
+    drill incident report an incident as an operator: to the agent's control API and the game day's journal
 
 Drills themselves run under pytest (``pytest -m drill``); this command is for everything around them.
 """
@@ -281,6 +283,83 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_gameday(args: argparse.Namespace) -> int:
+    """Check the plan; print its crontab line (--check-schedule) or run it (exit 0 all passed, 1 not, 2 misuse)."""
+    import time
+    from pathlib import Path
+
+    from harness.gameday.cron import crontab_line
+    from harness.gameday.plan import load_plan
+    from harness.gameday.runner import run_gameday
+
+    plan = load_plan(Path(args.plan), allow_remote=args.allow_remote)
+    if args.check_schedule:
+        if plan.every is None:
+            raise UsageError(f"{args.plan} has no `every`: add e.g. every = \"weekdays at 02:00\" to the plan")
+        print(crontab_line(plan.every, plan.path, workdir=Path.cwd()))
+        return 0
+    out = Path(args.out) if args.out else Path("gamedays") / f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"--out {out} is not empty; give a new or empty directory (a game day writes its journal there)")
+    result = run_gameday(plan, out.resolve(), yes=args.yes)
+    if result.reason != "completed":
+        return 3
+    return 0 if result.ok else 1
+
+
+def cmd_incident(args: argparse.Namespace) -> int:
+    """POST /operator/incident to the agent; append the report to a running game day's journal."""
+    import os
+    from pathlib import Path
+
+    from harness.gameday.journal import append_event
+    from harness.observe.control import control_request
+    from harness.safety import check_loopback_url
+
+    here = Path(args.gameday) / "agent.json" if args.gameday else None
+    if args.control is None:  # the drill running in that game day says where its agent is
+        if here is None or not here.is_file():
+            raise UsageError("--control is missing: give the agent's control API URL, or --gameday DIR of a game day "
+                             "whose drill is running (it names the agent in DIR/agent.json)")
+        args.control = json.loads(here.read_text(encoding="utf-8"))["control"]
+        if not args.token_file and not os.environ.get("AGENT_OPERATOR_TOKEN"):
+            args.token_file = str(here.with_name("agent.token"))
+    check_loopback_url(args.control, what="--control", allow_remote=args.allow_remote)
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"--token-file {args.token_file}: cannot read it ({exc.strerror})") from None
+    else:
+        token = os.environ.get("AGENT_OPERATOR_TOKEN", "")
+    if not token:
+        raise UsageError("no operator token: set AGENT_OPERATOR_TOKEN or pass --token-file FILE (the control API's "
+                         "bearer token, docs/contract.md section 4)")
+    journal = None
+    if args.gameday:
+        journal = Path(args.gameday) / "journal.jsonl"
+        if not journal.is_file():
+            raise UsageError(f"--gameday {args.gameday} holds no journal.jsonl: give the --out directory of a running game day")
+    try:
+        status, body = control_request(args.control, "/operator/incident", token=token,
+                                       body={"summary": args.summary, "severity": args.severity})
+    except OSError as exc:
+        status, body = None, None
+        problem = f"the agent did not answer at {args.control} ({type(exc).__name__}: {exc})"
+    else:
+        problem = None if status == 201 else f"the agent answered HTTP {status}" + (" (wrong token?)" if status == 401 else "")
+    incident_id = body.get("incident_id") if isinstance(body, dict) else None
+    if journal is not None:  # a person's report counts even when the agent cannot take it
+        append_event(journal, "incident.reported", summary=args.summary, severity=args.severity, control=args.control,
+                     http_status=status, incident_id=incident_id, problem=problem,
+                     reporter=os.environ.get("USER") or "operator")
+    if problem is not None:
+        print(f"drill incident: {problem}" + ("; recorded in the journal" if journal is not None else ""), file=sys.stderr)
+        return 1
+    print(f"reported {incident_id} ({args.severity}): {args.summary}" + (f"; journal {journal}" if journal else ""))
+    return 0
+
+
 def cmd_image(args: argparse.Namespace) -> int:
     """Build the reference agent's image and print its tag, size and build time."""
     from pathlib import Path
@@ -468,6 +547,41 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--agent-env", action="append", default=[], metavar="KEY=VALUE",
                        help="extra environment variable for the agent (repeatable)")
         p.set_defaults(pytest_args=[])  # what follows -- on the command line (main() splits it off)
+
+    p = sub.add_parser("gameday", help="run a game-day plan: drills one by one with approvals, a lever and metrics",
+                       description="Run the game-day plan PLAN (gameday.toml, docs/gameday.md): each planned drill, "
+                       "schedule or search as its own pytest run, asking the owner before each destructive fault, "
+                       "stopping within 2 s when the lever file appears, on Ctrl-C/SIGTERM or a failing stop "
+                       "condition; SIGUSR1 or the p key pauses between items. Writes journal.jsonl, junit.xml, "
+                       "metrics.json, metrics.md and a run directory per item into --out. Exit 0: every item passed; "
+                       "1: one did not; 2: the plan or the command line is wrong; 3: the lever stopped it.")
+    p.add_argument("plan", metavar="PLAN", help="the plan file (TOML)")
+    p.add_argument("--yes", action="store_true", help="run unattended: every destructive fault goes ahead without asking")
+    p.add_argument("--out", default=None, metavar="DIR", help="a new or empty directory for the outputs "
+                   "(default gamedays/<name>-<UTC time>)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow the plan's remote agent endpoints and health probe off 127.0.0.0/8")
+    p.add_argument("--check-schedule", action="store_true",
+                   help="check the plan and print the crontab line for its `every`, run nothing")
+    p.set_defaults(func=cmd_gameday)
+
+    p = sub.add_parser("incident", help="report an incident to the agent's control API and a game day's journal",
+                       description="POST /operator/incident {summary, severity} to the agent's control API with the "
+                       "operator's bearer token (AGENT_OPERATOR_TOKEN, or --token-file), and with --gameday append "
+                       "the report to that game day's journal, where it counts as a person's detection; with --gameday "
+                       "and no --control, the agent is the one the game day's running drill names. Exit 0: the "
+                       "agent opened the incident (201); 1: it did not (the journal still records the report).")
+    p.add_argument("summary", metavar="SUMMARY", help="what was seen, in a sentence")
+    p.add_argument("--severity", choices=("SEV-1", "SEV-2", "SEV-3", "SEV-4"), default="SEV-3",
+                   help="the incident's severity (default SEV-3)")
+    p.add_argument("--control", default=None, metavar="URL",
+                   help="the agent's control API, e.g. http://127.0.0.1:8080 (default, with --gameday: the agent of the "
+                        "drill running in that game day)")
+    p.add_argument("--token-file", default=None, metavar="FILE",
+                   help="a file holding the operator token (default: $AGENT_OPERATOR_TOKEN)")
+    p.add_argument("--gameday", default=None, metavar="DIR", help="the --out directory of the running game day")
+    p.add_argument("--allow-remote", action="store_true", help="allow a control URL off 127.0.0.0/8")
+    p.set_defaults(func=cmd_incident)
 
     p = sub.add_parser("init", help="write a starter drills.toml and an example drill into the current project",
                        description="Write drills.toml (every budget key with its default, the agent command, the "

@@ -122,6 +122,8 @@ class Drill:
         self.policy = policy
         self.steady_proofs = steady_proofs
         self.poll = poll
+        #: --drill-time-scale: the pace of the world and of the time-based invariants (1: the compressed drills)
+        self.time_scale = 1.0
         self.t_start = clock.now()
         self.t0: float | None = None
         self.faults: list[Fault] = []
@@ -223,6 +225,7 @@ class Drill:
         Not reaching it is an error of the drill (AgentStartError), not a failure of the agent's response.
         """
         need = self.steady_proofs if proofs is None else proofs
+        timeout *= self.time_scale  # escrows come time_scale times slower
         started = clock.now()
 
         def check() -> tuple[bool, str]:
@@ -554,7 +557,8 @@ class Drill:
                 self.ctx.watcher.poll_once()
             except Exception as exc:  # a stalled chain: judge on what was seen
                 self.ctx.timeline.record("harness.warning", "drill", where="final chain poll", error=repr(exc))
-        run = inv.RunInfo(t_start=self.t_start, t0=self.t0, deadline_misses_allowed=self.budget.deadline_misses)
+        run = inv.RunInfo(t_start=self.t_start, t0=self.t0, deadline_misses_allowed=self.budget.deadline_misses,
+                          pause_gap=2.0 * self.time_scale, burst_window=1.0 * self.time_scale)
         self.invariant_results = inv.check_all(self.ctx, run)
         return self.invariant_results
 

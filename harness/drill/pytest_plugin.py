@@ -7,7 +7,8 @@
 Options: ``--agent-cmd "python -m my_agent"`` (default: ``agent_cmd`` in drills.toml / [tool.drills],
 else the ini value ``drill_agent_cmd``),
 ``--agent-env KEY=VALUE`` (repeatable; ini ``drill_agent_env`` gives defaults), and
-``--drill-budget-scale F``. In the command and the environment values, ``{python}`` stands for the
+``--drill-budget-scale F`` and ``--drill-time-scale F`` (the world's pace and the resumption rule, for an agent
+running its real intervals). In the command and the environment values, ``{python}`` stands for the
 running interpreter and ``{rootdir}`` for pytest's rootdir. ``--agent-image IMAGE`` runs the agent as
 a container of a local image instead (``harness.runtime.docker``; ``--agent-runtime process|docker``
 says it explicitly); the image's command is used unless ``--agent-cmd`` is given on the command line.
@@ -53,6 +54,7 @@ from harness.observe.timeline import Timeline
 from harness.record.build import record_from_result
 from harness.record.model import DrillRecord
 from harness.runtime.limits import parse_limits
+from harness.workload import WorkloadSettings
 
 __all__ = ["DRILL_RESULT", "DRILL_RECORD", "DRILL", "DrillOptions", "drill_factory", "drill_options", "drills_config"]
 
@@ -78,6 +80,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="extra environment variable for the agent (repeatable)")
     group.addoption("--drill-budget-scale", dest="drill_budget_scale", type=float, default=1.0, metavar="F",
                     help="multiply every drill budget and time limit by F (for slow machines; recorded in reports)")
+    group.addoption("--drill-time-scale", dest="drill_time_scale", type=float, default=1.0, metavar="F",
+                    help="multiply the pace of the world (an escrow every second, deadlines 15 s ahead) and the "
+                         "resumption rule's times by F, for an agent running its real intervals (a real-time game day); "
+                         "recorded on the timeline as drill.time_scale")
     group.addoption("--agent-limit", dest="agent_limit", action="append", default=[], metavar="NAME=VALUE",
                     help="bound the agent: memory=4G, files=4096, processes=512, output=1M (0 lifts one; repeatable; "
                          "recorded on agent.start)")
@@ -107,6 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _agent_argv(config)
         _agent_env(config)
         _scale(config)
+        _time_scale(config)
         parse_limits(config.getoption("agent_limit"))
         _runtime(config)
     except UsageError as exc:
@@ -279,6 +286,14 @@ def _scale(config: pytest.Config) -> float:
     return float(scale)
 
 
+def _time_scale(config: pytest.Config) -> float:
+    scale = config.getoption("drill_time_scale")
+    if scale is None or not math.isfinite(scale) or scale <= 0:
+        raise ConfigError(f"--drill-time-scale must be a number > 0, got {scale!r} (1: the compressed drills; 20: an "
+                          "escrow every 20 s with deadlines 300 s ahead, for an agent running its real intervals)")
+    return float(scale)
+
+
 def drill_options(config: pytest.Config) -> DrillOptions:
     kind, image = _runtime(config)
     if kind == "docker":
@@ -350,6 +365,9 @@ def _rerun(item: pytest.Item, opts: DrillOptions) -> str:
         parts += ["--chain", str(chain)]
     if opts.scale != 1.0:
         parts += ["--drill-budget-scale", str(opts.scale)]
+    time_scale = item.config.getoption("drill_time_scale")
+    if time_scale != 1.0:
+        parts += ["--drill-time-scale", str(time_scale)]
     return shlex.join(parts)
 
 
@@ -364,16 +382,25 @@ def _open_drill(request: pytest.FixtureRequest, where: Path) -> tuple[Drill, Dri
     budget = drills_config(request.config).budget_for(scenario, drill=kwargs.pop("budget", None), scale=opts.scale)
     session = request.getfixturevalue("drill_chain")
     t_setup = clock.now()
+    time_scale = _time_scale(request.config)
+    base = WorkloadSettings()
+    workload = WorkloadSettings(interval=base.interval * time_scale, deadline=max(2, round(base.deadline * time_scale)))
     ctx = build_world(
         session,
         WorldSettings(agent_cmd=opts.agent_cmd, agent_env=opts.agent_env, budget=budget, allow_remote=opts.allow_remote,
                       limits=parse_limits(request.config.getoption("agent_limit")), agent_image=opts.agent_image,
                       agent_network=request.config.getoption("agent_network"),
-                      agent_labels={"agent-drills.run": _run_id(request.config), "agent-drills.drill": request.node.nodeid}),
+                      agent_labels={"agent-drills.run": _run_id(request.config), "agent-drills.drill": request.node.nodeid},
+                      workload=workload),
         where, Timeline(),
     )
+    if time_scale != 1.0:
+        ctx.timeline.record("drill.time_scale", "drill", scale=time_scale, escrow_interval_s=workload.interval,
+                            escrow_deadline_s=workload.deadline, resumption_pause_s=2.0 * time_scale,
+                            resumption_window_s=1.0 * time_scale)
     try:
         d = Drill(ctx, name=request.node.nodeid, scenario=scenario, budget=budget, **kwargs)
+        d.time_scale = time_scale
     except BaseException:
         ctx.cleanup.close()
         raise
