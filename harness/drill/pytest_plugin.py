@@ -278,20 +278,20 @@ def _agent_env(config: pytest.Config) -> dict[str, str]:
     return env
 
 
+def _positive(config: pytest.Config, dest: str, flag: str, hint: str) -> float:
+    value = config.getoption(dest)
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{flag} must be a number > 0, got {value!r} ({hint})")
+    return float(value)
+
+
 def _scale(config: pytest.Config) -> float:
-    scale = config.getoption("drill_budget_scale")
-    if scale is None or not math.isfinite(scale) or scale <= 0:
-        raise ConfigError(f"--drill-budget-scale must be a number > 0, got {scale!r} "
-                          "(1 keeps the budgets; 2 doubles them for a slow machine)")
-    return float(scale)
+    return _positive(config, "drill_budget_scale", "--drill-budget-scale", "1 keeps the budgets; 2 doubles them for a slow machine")
 
 
 def _time_scale(config: pytest.Config) -> float:
-    scale = config.getoption("drill_time_scale")
-    if scale is None or not math.isfinite(scale) or scale <= 0:
-        raise ConfigError(f"--drill-time-scale must be a number > 0, got {scale!r} (1: the compressed drills; 20: an "
-                          "escrow every 20 s with deadlines 300 s ahead, for an agent running its real intervals)")
-    return float(scale)
+    return _positive(config, "drill_time_scale", "--drill-time-scale", "1: the compressed drills; 20: an escrow every 20 s "
+                     "with deadlines 300 s ahead, for an agent running its real intervals")
 
 
 def drill_options(config: pytest.Config) -> DrillOptions:

@@ -56,15 +56,10 @@ def history_line(plan: Plan, out: Path, result: GamedayResult) -> dict[str, Any]
 
 
 def load_history(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
+    """The game days of a history file (a JSON-lines file like the journal); [] when there is none."""
+    from harness.gameday.journal import read_journal
+
+    return read_journal(path) if path.is_file() else []
 
 
 def load_incident_log(path: Path | None) -> list[dict[str, Any]]:
