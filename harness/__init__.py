@@ -25,7 +25,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "harness.faults.auth": ("AuthAttack", "control_request"),
     "harness.faults.balance": ("BalanceDepletion",),
     "harness.faults.chainfaults": ("BlockTime", "ChainStall", "Reorg"),
-    "harness.faults.contract": ("RevertStorm",),
+    "harness.faults.contract": ("RevertBlip", "RevertStorm"),
     "harness.faults.gas": ("GasSpike",),
     "harness.faults.key": ("KeyLeak",),
     "harness.faults.network": ("Bandwidth", "DroppedSends", "Latency", "NetworkFault", "Outage", "ResetPeer",

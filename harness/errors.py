@@ -16,7 +16,9 @@ Three kinds of trouble, kept apart because users act differently on each::
     │   └── NothingTested            the fault did not create what the drill checks (a reorg that orphaned no proof)
     └── DrillFailure                 the agent under test did not do what the drill expects
         ├── DetectionMissed          no expected alert within budget
+        ├── WrongSeverity            the incident came at another severity than the drill expects, or was never escalated
         ├── ContainmentFailed        a ground-truth predicate did not hold within budget
+        ├── OverReaction             a minor fault met with a failover, pause, halt or an incident above SEV-4
         ├── RecoveryFailed           no resolution / steady state within budget
         └── InvariantBroken          a whole-run invariant was violated
 
@@ -43,7 +45,9 @@ __all__ = [
     "RpcError",
     "DrillFailure",
     "DetectionMissed",
+    "WrongSeverity",
     "ContainmentFailed",
+    "OverReaction",
     "RecoveryFailed",
     "InvariantBroken",
     "DrillAborted",
@@ -126,8 +130,21 @@ class DetectionMissed(DrillFailure):
     category = "missed_detection"
 
 
+class WrongSeverity(DrillFailure):
+    """The agent reported the incident, at another severity than the drill expects (both are named),
+    or did not raise its severity once the incident outlived its escalation time."""
+
+    category = "wrong_severity"
+
+
 class ContainmentFailed(DrillFailure):
     category = "late_containment"
+
+
+class OverReaction(DrillFailure):
+    """A minor fault (a one-second blip, one failed transaction) met with more than it deserves."""
+
+    category = "over_reaction"
 
 
 class RecoveryFailed(DrillFailure):

@@ -28,11 +28,11 @@ INCIDENT_STATUSES = ("detected", "investigating", "contained", "recovering", "re
 DRILL_STATUSES = ("passed", "failed", "aborted", "error")
 #: why a drill did not pass, as the engine classifies it
 ENGINE_CATEGORIES = (
-    "missed_detection", "late_containment", "no_recovery", "invariant_broken", "failed",
-    "not_steady", "aborted", "harness_error",
+    "missed_detection", "wrong_severity", "late_containment", "over_reaction", "no_recovery", "invariant_broken",
+    "failed", "not_steady", "aborted", "harness_error",
 )
 #: the engine's categories plus the history gate's
-REPORT_CATEGORIES = (*ENGINE_CATEGORIES[:4], "regression", *ENGINE_CATEGORIES[4:])
+REPORT_CATEGORIES = (*ENGINE_CATEGORIES[:6], "regression", *ENGINE_CATEGORIES[6:])
 
 #: a check's verdict: skipped = not checkable in this drill (the message says why); unknown = the
 #: check was attempted and could not be judged (it fails the drill)

@@ -7,6 +7,13 @@ Detect: an ``rpc_failure`` incident, SEV-3 while a backup works, SEV-2 when none
 Contain: the agent's traffic moves to the backup and proofs keep landing.
 Recover: the primary is healed, the agent fails back to it and resolves the incident.
 
+A one-second blip of the primary (it refuses connections for 1 s) is no outage: the agent logs it
+at SEV-4 or not at all and does not fail over and back or pause (judged on the proxy's counts per
+endpoint and on the chain).
+
+An incident left unresolved past its escalation time is raised: every endpoint held slow past the
+drill profile's 8 s turns the ``latency_degraded`` SEV-3 into a SEV-2 with the same incident id.
+
 Every endpoint slower than the agent's threshold: ``latency_degraded`` at SEV-3 (no backup is
 faster, so nothing to fail over to); the agent keeps working, slowly, and resolves once latency is
 back to normal.
@@ -128,6 +135,29 @@ def test_rpc_latency_over_threshold_is_reported_and_resolved(drill):
     drill.inject(Latency("all", latency_ms=500))
     drill.expect_detection("latency_degraded", severity="SEV-3")
     drill.expect_containment(proofs_landing(1))
+    drill.heal()
+    drill.expect_recovery()
+    drill.verify()
+
+
+@network
+def test_one_second_rpc_blip_is_no_incident(drill):
+    drill.steady_state()
+    blip = drill.inject(Outage("primary"))
+    drill.pause(1.0)
+    drill.heal(blip)
+    drill.expect_no_overreaction(hold=6.0, proofs=2)
+    drill.verify()
+
+
+@pytest.mark.drill(playbook="network-issues", incident="latency_degraded", family="network",
+                   budget={"recover": 45})
+def test_unresolved_latency_incident_is_escalated_to_sev2(drill):
+    drill.steady_state()
+    drill.inject(Latency("all", latency_ms=500))
+    drill.expect_detection("latency_degraded", severity="SEV-3")
+    # held past the escalation time (8 s in the drill profile, docs/contract.md section 3)
+    drill.expect_escalation("SEV-2", after=8.0)
     drill.heal()
     drill.expect_recovery()
     drill.verify()

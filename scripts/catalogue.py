@@ -41,9 +41,9 @@ def _calls(fn: object) -> tuple[list[str], str, list[str]]:
         if node.func.attr == "inject" and node.args and isinstance(node.args[0], ast.Call):
             faults.append(ast.unparse(node.args[0]))
         elif node.func.attr == "expect_detection":
-            for kw in node.keywords:
-                if kw.arg == "severity":
-                    severity = ast.literal_eval(kw.value)
+            kws = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg in ("severity", "at_least")}
+            if "severity" in kws:
+                severity = kws["severity"] + (" or above" if kws.get("at_least") else "")
         elif node.func.attr == "expect_containment":
             preds += [ast.unparse(a) for a in node.args]
     return faults, severity, preds
@@ -61,7 +61,7 @@ def render() -> str:
         faults, severity, preds = _calls(fn) if fn else ([], "", [])
         incident = marker.kwargs.get("incident") or "—"
         if severity and incident != "—":
-            incident = f"{incident} ≥ {severity}"
+            incident = f"{incident} at {severity}"  # exactly, unless "or above" (at_least=True)
         budget = marker.kwargs.get("budget") or {}
         rows.append((
             item.path.name, item.name, marker.kwargs.get("playbook") or "—", marker.kwargs.get("family") or "—", incident,
@@ -78,7 +78,9 @@ def render() -> str:
         "(`-` becomes `_`): `pytest -m \"drill and wallet_compromise\"`, `pytest -m \"drill and network\"`.",
         "The budget column lists what a drill's marker sets beyond the defaults (detect 5 s, contain 10 s,",
         "recover 30 s, no deadline missed); a project overrides any of it by drill name",
-        "([drills.md](drills.md#budgets-and-the-tooldrills-table)).",
+        "([drills.md](drills.md#budgets-and-the-tooldrills-table)). An expected incident \"at SEV-n\" must come at",
+        "exactly that severity (\"or above\" where the drill accepts a range); one with no severity is not",
+        "waited for (the drill checks something else, such as no over-reaction).",
         "",
         "| File | Drill | Playbook | Family | Expected incident | Fault injected | Containment checked | Budget |",
         "|---|---|---|---|---|---|---|---|",

@@ -3,8 +3,9 @@
 
 For each defect (``AGENT_DEFECTS=<name>``) this runs, in a pytest subprocess, the drills aimed at
 that defect plus one unrelated drill, and checks that every aimed drill *fails* with a drill
-failure that names the broken expectation (DetectionMissed, ContainmentFailed, RecoveryFailed,
-InvariantBroken: "no sweep to the cold wallet within 10.0 s (...)"), not with an error, while the
+failure that names the broken expectation (DetectionMissed, WrongSeverity, ContainmentFailed,
+OverReaction, RecoveryFailed, InvariantBroken: "no sweep to the cold wallet within 10.0 s (...)"),
+not with an error, while the
 unrelated drill still passes. It prints the defect x drill table.
 
 Which drills aim at which defect comes from the defect table in docs/agent.md (rows naming a
@@ -54,11 +55,14 @@ DEFAULT_AIMS: dict[str, tuple[str, ...]] = {
     "no_state_rebuild": ("test_state_corrupted_rebuilds_from_chain_without_duplicate_proof",),
     "claims_only": ("test_crash_loop_enters_safe_mode", "test_resume_after_halt_is_gradual",
                     "test_balance_low_alerts_and_serves_urgent_proofs_first"),
+    "overreacts_to_blips": ("test_one_second_rpc_blip_is_no_incident", "test_single_failed_transaction_is_no_incident"),
+    "never_escalates": ("test_unresolved_latency_incident_is_escalated_to_sev2",),
+    "sev1_for_everything": ("test_primary_rpc_down_fails_over_to_backup", "test_revert_storm_pauses_instead_of_burning_gas"),
 }
 
 #: defects that touch every drill (the key in every output, every detection slow): no unrelated
 #: drill can pass, so none is required to
-GLOBAL_DEFECTS = frozenset({"logs_key", "slow_detection"})
+GLOBAL_DEFECTS = frozenset({"logs_key", "slow_detection", "sev1_for_everything"})
 
 #: defects that no drill should fail on, but whose recorded recovery time must move (or not) as
 #: the agent's real work does: the drill they are run against, and what is expected of it
@@ -91,7 +95,8 @@ CONTROLS = (
 )
 
 #: what a drill failure that names its broken expectation looks like in pytest's report
-DRILL_FAILURES = ("DetectionMissed", "ContainmentFailed", "RecoveryFailed", "InvariantBroken", "DrillFailure", "AssertionError")
+DRILL_FAILURES = ("DetectionMissed", "WrongSeverity", "ContainmentFailed", "OverReaction", "RecoveryFailed", "InvariantBroken",
+                  "DrillFailure", "AssertionError")
 
 _TEST = re.compile(r"(?<![\w/])test_[a-z0-9_]+\b(?!\.py)")
 _TICKED = re.compile(r"`([a-z0-9_]+)`")

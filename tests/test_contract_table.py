@@ -8,7 +8,8 @@ drill (several drills share a row only when they check exactly the same things);
 drill checks must be in its row, and a row must claim nothing one of its drills does not check.
 
 Writing the table: name the drills in the "Drills" column as `` `test_…` ``; write the incident as
-`` `kind` at SEV-n `` (or "not checked"); write each predicate as the drill calls it, in backticks,
+`` `kind` at SEV-n `` (exactly that severity; `` `kind` at SEV-n or above `` where the drill passes
+``at_least=True``; or "not checked"); write each predicate as the drill calls it, in backticks,
 in the containment or recovery column (``silent_while("safe", quiet=2.0)``); say "recovered on
 chain" or "not measured" in the recovery column, "all" or "not checked" in the invariants column.
 """
@@ -82,7 +83,7 @@ class DrillSpec:
     playbook: str | None = None
     incident: str | None = None  # the marker's
     drives_agent: bool = True  # takes the ``drill`` fixture
-    detection: set[tuple[str, str]] = field(default_factory=set)  # (kind, minimum severity)
+    detection: set[tuple[str, str]] = field(default_factory=set)  # (kind, "SEV-n" exact or "SEV-n or above")
     contain: set[Call] = field(default_factory=set)  # predicates waited for before the heal
     recover: set[Call] = field(default_factory=set)  # predicates waited for after it
     expects_recovery: bool = False
@@ -132,7 +133,8 @@ def read_drills(path: Path) -> list[DrillSpec]:
                 kind = ast.literal_eval(c.args[0])
                 sev = next((ast.literal_eval(k.value) for k in c.keywords if k.arg == "severity"),
                            ast.literal_eval(c.args[1]) if len(c.args) > 1 else "SEV-3")
-                spec.detection.add((kind, sev))
+                at_least = next((ast.literal_eval(k.value) for k in c.keywords if k.arg == "at_least"), False)
+                spec.detection.add((kind, f"{sev} or above" if at_least else sev))
             elif what in ("expect_containment", "wait_until"):
                 for a in c.args:
                     call = _call(a) if isinstance(a, ast.Call) else None
@@ -196,7 +198,7 @@ def read_table(text: str) -> list[Row]:
 
 
 def _pairs(cell: str) -> set[tuple[str, str]]:
-    return set(re.findall(r"`(\w+)` at (SEV-\d)", cell))
+    return {(kind, sev + above) for kind, sev, above in re.findall(r"`(\w+)` at (SEV-\d)( or above)?", cell)}
 
 
 def _claimed(cell: str) -> set[Call]:
@@ -243,7 +245,7 @@ def problems(drills: list[DrillSpec], rows: list[Row]) -> list[str]:
             out.append(f"{at}: its marker's incident `{d.incident}` is not in its row")
         said = _pairs(row.cells["incident"])
         for kind, sev in sorted(d.detection - said):
-            out.append(f"{at}: it expects `{kind}` at {sev} or above; write \"`{kind}` at {sev}\" in the incident column")
+            out.append(f"{at}: it expects `{kind}` at {sev}; write \"`{kind}` at {sev}\" in the incident column")
         for kind, sev in sorted(said - d.detection):
             out.append(f"{at}: the incident column claims `{kind}` at {sev}, which the drill does not expect")
         if d.schedule and "each step" not in row.cells["incident"]:
@@ -312,7 +314,8 @@ def test_a_table_that_matches_has_no_problem() -> None:
 @pytest.mark.parametrize(("edit", "expected"), [
     (lambda t: t.replace("| `test_a` |", "| `test_gone` |"), "test_gone, which is no drill"),
     (lambda t: t.replace("| `test_a` |", "| `test_gone` |"), "test_x.py::test_a has no row"),
-    (lambda t: t.replace("at SEV-2", "at SEV-3"), "it expects `chain_stalled` at SEV-2 or above"),
+    (lambda t: t.replace("at SEV-2", "at SEV-3"), "it expects `chain_stalled` at SEV-2;"),
+    (lambda t: t.replace("at SEV-2", "at SEV-2 or above"), "claims `chain_stalled` at SEV-2 or above"),
     (lambda t: t.replace("at SEV-2", "at SEV-3"), "claims `chain_stalled` at SEV-3"),
     (lambda t: t.replace('`silent_while("paused")`', '`silent_while("safe")`'),
      'it checks `silent_while("paused")`, missing from the containment column'),

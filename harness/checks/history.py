@@ -6,7 +6,8 @@ and derives each verdict a second time from the timeline, the way a history chec
 recorded history:
 
 * **detection**: the first alert of the drill's incident kind at the expected severity or above,
-  after the injection, and whether it arrived within the recorded detect budget;
+  after the injection, whether it is at exactly that severity (unless the drill passed
+  ``at_least=True``) and whether it arrived within the recorded detect budget;
 * **recovery**: escrow records rebuilt from the ``escrow.*`` events (and reorgs), replayed in time
   order through :func:`harness.checks.recovery.latency_band` and :func:`~harness.checks.recovery.recovery`
   — the same rules the engine applied live — and the time found compared with ``drill.recovered``
@@ -200,10 +201,14 @@ def _fmt(x: float | None) -> str:
 def _detection(d: Mapping[str, Any], h: _History) -> Judgement | None:
     category = d.get("failure_category")
     live = _live_stage(h, "drill.detected", category, "missed_detection")
+    if live == NOT_ASSERTED and category == "wrong_severity" and h.first("drill.escalated") is None:
+        live = FAILED  # detection at the wrong severity (an escalation that never came is judged live only)
     if live == NOT_ASSERTED:
         return None
     detected = h.first("drill.detected")
     data = detected[1] if detected else {}
+    # exact severity: recorded as at_least=False (records before it have no at_least: "or above")
+    exact = data.get("at_least") is False or (not data and category == "wrong_severity")
     expected = d.get("expected_incident") or {}
     kind = data.get("kind") or expected.get("kind")
     severity = data.get("expected_severity") or expected.get("min_severity") or "SEV-3"
@@ -219,6 +224,9 @@ def _detection(d: Mapping[str, Any], h: _History) -> Judgement | None:
                         f"(budget {within:.1f} s)")
     t, a = alert
     rejudged = PASSED if t <= within + _ROUNDING_S else FAILED
+    if exact and a.get("severity") != severity:
+        return _verdict("detection", live, FAILED, f"{what}: {a.get('incident_id')} at {a.get('severity')}, "
+                        f"not the exact {severity} the drill expects")
     detail = f"{what}: {a.get('incident_id')} {a.get('severity')} at +{t:.3f} s, budget {within:.1f} s"
     if rejudged == PASSED and live == PASSED:
         mttd = _num(data.get("mttd"))

@@ -28,7 +28,15 @@ from harness.checks.budgets import POLICY, Budget, PolicyTargets
 from harness.checks.metrics import compute, first_alert, incidents, without_probe_alerts
 from harness.checks.recovery import Recovery, latency_band, recovery
 from harness.drill.context import DrillContext
-from harness.drill.predicates import Predicate, Probe, ProxyCounts, Seen, agent_sends, latest_since, proxy_counts
+from harness.drill.predicates import (
+    Predicate,
+    Probe,
+    ProxyCounts,
+    Seen,
+    agent_sends,
+    latest_since,
+    proxy_counts,
+)
 from harness.drill.result import DrillResult
 from harness.errors import (
     AgentStartError,
@@ -37,9 +45,12 @@ from harness.errors import (
     DrillAborted,
     DrillFailure,
     DrillsError,
+    HarnessError,
     InvariantBroken,
+    OverReaction,
     RecoveryFailed,
     UsageError,
+    WrongSeverity,
 )
 from harness.faults.base import Fault
 from harness.observe.alerts import KINDS, SEVERITIES
@@ -267,13 +278,22 @@ class Drill:
         except Exception as exc:  # cleanup goes on; the timeline keeps the trace
             self.ctx.timeline.record("harness.error", "drill", where=f"heal {fault.name}", error=repr(exc))
 
-    def expect_detection(self, kind: str, severity: str = "SEV-3", *, within: float | None = None) -> dict[str, Any]:
-        """Wait for the first ``kind`` alert at ``severity`` or above; MTTD is its arrival minus t0."""
+    def expect_detection(self, kind: str, severity: str = "SEV-3", *, at_least: bool = False,
+                         within: float | None = None) -> dict[str, Any]:
+        """Wait for the ``kind`` alert at exactly ``severity``; MTTD is its arrival minus t0.
+
+        Severity is exact by default: the first alert of ``kind`` at ``severity`` or above must be at
+        ``severity`` (an over-classification fails at once, with ``WrongSeverity``), and one that
+        only ever comes below it (an under-classification) fails once the budget is spent. A lower
+        severity raised later to the expected one passes (the contract lets an incident be raised).
+        ``at_least=True`` accepts ``severity`` or any more severe one, where a range is right.
+        """
         _check_kind(kind)
         _check_severity(severity)
         t0 = self._need_t0("expect_detection")
         within = self.budget.detect if within is None else within * self.budget.scale
         self.expected_severity = severity
+        wanted = f"{severity} or above" if at_least else f"exactly {severity}"
 
         def check() -> tuple[bool, str]:
             ev = first_alert(self.ctx.timeline.events("alert"), kind, severity, after=t0)
@@ -281,14 +301,143 @@ class Drill:
 
         ok, seen = self._wait(check, t0 + within)
         if not ok:
-            raise DetectionMissed(f"no {kind} alert at {severity} or above within {within:.1f} s of injection ({seen})")
+            lower = [e for e in self.ctx.timeline.events("alert") if e.t >= t0 and e.data.get("kind") == kind]
+            if lower:
+                got = min((str(e.data.get("severity")) for e in lower), key=SEVERITIES.index)
+                raise WrongSeverity(
+                    f"{kind} under-classified: the agent reported it at {got}, the drill expects {wanted} "
+                    f"(within {within:.1f} s of injection; {seen})")
+            raise DetectionMissed(f"no {kind} alert at {wanted} within {within:.1f} s of injection ({seen})")
         ev = first_alert(self.ctx.timeline.events("alert"), kind, severity, after=t0)
         assert ev is not None
+        got = str(ev.data["severity"])
+        if not at_least and got != severity:
+            raise WrongSeverity(
+                f"{kind} over-classified: the agent reported it at {got}, the drill expects exactly {severity} "
+                f"(incident {ev.data.get('incident_id')} at +{ev.t - t0:.1f} s; pass at_least=True where a range is right)")
         self.incident_id = str(ev.data["incident_id"])
-        self.detected_severity = str(ev.data["severity"])
+        self.detected_severity = got
         self._phase("drill.detected", kind=kind, severity=self.detected_severity, incident_id=self.incident_id, mttd=round(ev.t - t0, 3),
-                    within=round(within, 3), expected_severity=severity)
+                    within=round(within, 3), expected_severity=severity, at_least=at_least)
         return dict(ev.data)
+
+    def expect_escalation(self, severity: str = "SEV-2", *, after: float, within: float | None = None) -> float:
+        """The drill's incident, still unresolved ``after`` seconds from t0, is raised to ``severity``.
+
+        Call after ``expect_detection`` (it names the incident) while the fault is still held. The
+        raise must be an alert with the same incident id at exactly ``severity``, arriving no earlier
+        than half the escalation time (a raise at once is a classification, not an escalation) and
+        within ``within`` seconds after it (default: the detection budget). Returns the raise's
+        arrival, seconds from t0.
+        """
+        _check_severity(severity)
+        t0 = self._need_t0("expect_escalation")
+        if self.incident_id is None or self.detected_severity is None:
+            raise UsageError("expect_escalation needs the incident: call drill.expect_detection(kind, severity) first")
+        if SEVERITIES.index(severity) >= SEVERITIES.index(self.detected_severity):
+            raise UsageError(f"expect_escalation({severity!r}) must name a higher severity than the detected "
+                             f"{self.detected_severity} (SEV-1 is the most severe)")
+        # the escalation time is the agent's (scaled with the world by --drill-time-scale); the slack
+        # after it is a budget (scaled by --drill-budget-scale)
+        esc = after * self.time_scale
+        slack = self.budget.detect if within is None else within * self.budget.scale
+        deadline = t0 + esc + slack
+        inc = self.incident_id
+
+        def raised() -> list[Any]:
+            return [e for e in self.ctx.timeline.events("alert")
+                    if e.data.get("incident_id") == inc and e.t >= t0
+                    and SEVERITIES.index(str(e.data.get("severity"))) < SEVERITIES.index(self.detected_severity or "SEV-4")]
+
+        def check() -> tuple[bool, str]:
+            evs = [e for e in self.ctx.timeline.events("alert") if e.data.get("incident_id") == inc and e.t >= t0]
+            shown = ", ".join(f"{e.data.get('severity')} {e.data.get('status')} at +{e.t - t0:.1f} s" for e in evs[-5:])
+            return bool(raised()), f"incident {inc}: {shown or 'no event'}"
+
+        ok, seen = self._wait(check, deadline)
+        if not ok:
+            resolved = [e for e in self.ctx.timeline.events("alert") if e.data.get("incident_id") == inc and e.data.get("status") == "resolved"]
+            if resolved:
+                raise UsageError(f"incident {inc} was resolved at +{resolved[0].t - t0:.1f} s, before its escalation "
+                                 f"time of {esc:g} s: hold the fault longer ({seen})")
+            raise WrongSeverity(
+                f"incident {inc} was never escalated: still {self.detected_severity} and unresolved past its escalation "
+                f"time of {esc:.1f} s, the drill expects it raised to {severity} by "
+                f"+{deadline - t0:.1f} s ({seen})")
+        ev = raised()[0]
+        got = str(ev.data.get("severity"))
+        if got != severity:
+            raise WrongSeverity(f"incident {inc} escalated from {self.detected_severity} to {got}, the drill expects {severity} "
+                                f"(at +{ev.t - t0:.1f} s)")
+        if ev.t - t0 < esc / 2:
+            raise WrongSeverity(f"incident {inc} raised to {got} at +{ev.t - t0:.1f} s, long before its escalation time of "
+                                f"{esc:.1f} s: that is a classification, not an escalation")
+        rel = round(ev.t - t0, 3)
+        self._phase("drill.escalated", incident_id=inc, severity=got, previous=self.detected_severity, at=rel,
+                    escalation_time=round(esc, 3))
+        return rel
+
+    def expect_no_overreaction(self, *, hold: float = 6.0, proofs: int = 2, max_severity: str = "SEV-4") -> None:
+        """For a minor fault: for ``hold`` seconds from t0 the agent does not over-react.
+
+        Over-reaction, each judged on the harness's own evidence where it can be: a transaction sent
+        through a backup endpoint (the proxy's per-endpoint counts: traffic moved), ``/health``
+        naming a backup RPC or saying paused, halted or safe (a failover and back, a pause), an
+        incident above ``max_severity`` (the contract's SEV-4 for a blip or a single failed
+        transaction; no incident at all is fine), and, at the end, fewer than ``proofs`` escrows
+        proven since t0 (the chain shows the work stopped). The first one seen fails the drill with
+        ``OverReaction`` naming it.
+        """
+        _check_severity(max_severity)
+        t0 = self._need_t0("expect_no_overreaction")
+        end = t0 + hold * self.budget.scale
+        before = self._proxy_at_t0
+        if before is None:
+            raise HarnessError("the proxy's counters could not be read at the injection, so traffic per endpoint "
+                               "cannot be judged; is the fault proxy running?")
+        backups = {role: name for role, name in self.ctx.endpoints.items() if role != "primary"}
+        backup_urls = {u.rstrip("/"): r for r, u in self.ctx.endpoint_urls.items() if r != "primary"}
+
+        def findings() -> list[str]:
+            out: list[str] = []
+            now = proxy_counts(self.ctx.proxy_api_url)
+            for role, name in backups.items():
+                sent = (now.sends(name) - before.sends(name)) if now is not None else 0.0
+                if sent > 0:
+                    out.append(f"traffic moved to {role}: {sent:.0f} transaction(s) sent through its proxy since the fault")
+            for e in self.ctx.timeline.events("health"):
+                if e.t < t0:
+                    continue
+                mode, status = e.data.get("mode"), e.data.get("status")
+                if mode in ("paused", "halted", "safe") or status == "halted":
+                    out.append(f"/health said mode={mode!r} status={status!r} at +{e.t - t0:.1f} s (paused or halted)")
+                    break
+                role = backup_urls.get(str(e.data.get("rpc") or "").rstrip("/"))
+                if role is not None:
+                    out.append(f"/health named {role} as the active RPC at +{e.t - t0:.1f} s (failed over)")
+                    break
+            for e in self.ctx.timeline.events("alert"):
+                sev = str(e.data.get("severity"))
+                if e.t >= t0 and e.data.get("kind") != "manual" and sev in SEVERITIES and SEVERITIES.index(sev) < SEVERITIES.index(max_severity):
+                    out.append(f"incident {e.data.get('kind')} raised at {sev} (+{e.t - t0:.1f} s), above the {max_severity} "
+                               f"a minor fault deserves")
+                    break
+            return out
+
+        def check() -> tuple[bool, str]:
+            return bool(findings()), ""
+
+        over, _ = self._wait(check, end)
+        seen = findings()
+        proven = len(self.ctx.watcher.proven(t0)) if self.ctx.watcher else 0
+        if not over and proven < proofs:
+            seen.append(f"work stopped: {proven} escrow(s) proven in the {hold * self.budget.scale:.1f} s since the fault, "
+                        f"fewer than {proofs}")
+        if seen:
+            self._phase("drill.over_reaction", findings=seen)
+            raise OverReaction(f"over-reaction to {self.faults[-1].name if self.faults else 'the fault'}: " + "; ".join(seen)
+                               + " (a minor fault is logged at SEV-4 or not at all, with no failover, pause or halt)")
+        self._phase("drill.calm", hold=round(hold * self.budget.scale, 3), proofs=proven)
 
     def expect_containment(self, *predicates: Predicate, within: float | None = None) -> float:
         """Wait until every predicate holds at once; returns the time to contain (seconds from t0)."""
@@ -610,7 +759,8 @@ class Drill:
         # The budget each stage was held to: the ``within`` its phase recorded when it held; the
         # configured one for the stage that failed (a phase records nothing when it fails); None
         # for a stage the drill never asserted.
-        failed_stage = {"missed_detection": "detect", "late_containment": "contain", "no_recovery": "recover"}.get(category or "")
+        failed_stage = {"missed_detection": "detect", "wrong_severity": "detect", "late_containment": "contain",
+                        "over_reaction": "contain", "no_recovery": "recover"}.get(category or "")
         budgets: dict[str, Any] = {}
         for stage, kind in (("detect", "drill.detected"), ("contain", "drill.contained"), ("recover", "drill.recovered")):
             ev = next((e for e in events if e.kind == kind), None)

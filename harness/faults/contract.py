@@ -5,6 +5,9 @@ stays on until healed: every proof fails, in simulation and on chain. With a ``s
 fault flips it on for that fraction of every ``period`` seconds and off for the rest, so some
 proofs succeed and some revert, and a proof that simulated fine can still revert when mined.
 Heal: rejecting off.
+
+``RevertBlip`` is the minor version: rejecting on for ``hold`` seconds once, then off by itself, so
+one proof (or two) fails and the rest land: a single failed transaction, not a failure rate.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from harness.errors import ConfigError
 from harness.faults._chainops import FaultLoop, check_positive, owner_account
 from harness.faults.base import Fault
 
-__all__ = ["RevertStorm"]
+__all__ = ["RevertBlip", "RevertStorm"]
 
 
 class RevertStorm(Fault):
@@ -76,3 +79,34 @@ class RevertStorm(Fault):
         if self._loop is not None:
             self._loop.stop()
         self._set(False)
+
+
+class RevertBlip(RevertStorm):
+    """The escrow rejects proofs for ``hold`` seconds, once, then accepts them again by itself."""
+
+    name = "revert_blip"
+
+    def __init__(self, *, hold: float = 1.0) -> None:
+        super().__init__(share=1.0)
+        check_positive("RevertBlip", "hold", hold)
+        self.hold = float(hold)
+
+    def describe(self) -> dict[str, Any]:
+        return {"family": self.family, "hold": self.hold}
+
+    def _inject(self) -> None:
+        self._set(True)
+        self._loop = FaultLoop(self.name, self.hold, self._end, timeline=self.ctx.timeline, source=f"fault:{self.name}")
+        self._loop.start()
+
+    def _end(self) -> None:
+        assert self._loop is not None
+        if self._loop.sleep(self.hold) and self._on:
+            self._set(False)
+            self._loop.stop()  # one blip only
+
+    def _heal(self) -> None:
+        if self._loop is not None:
+            self._loop.stop()
+        if self._on:
+            self._set(False)

@@ -23,7 +23,8 @@ from harness.record.model import (
 __all__ = ["record_from_result"]
 
 _PHASE_OF_CATEGORY = {
-    "not_steady": "steady state", "missed_detection": "detect", "late_containment": "contain",
+    "not_steady": "steady state", "missed_detection": "detect", "wrong_severity": "detect", "late_containment": "contain",
+    "over_reaction": "contain",
     "no_recovery": "recover", "invariant_broken": "verify",
 }
 

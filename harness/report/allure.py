@@ -30,7 +30,9 @@ SEVERITY_LEVEL = {
 CATEGORY_LABEL = "drill_category"
 _CATEGORY_NAMES = [
     ("missed detection", "missed_detection", "DetectionMissed"),
+    ("wrong severity", "wrong_severity", "WrongSeverity"),
     ("late containment", "late_containment", "ContainmentFailed"),
+    ("over-reaction", "over_reaction", "OverReaction"),
     ("no recovery", "no_recovery", "RecoveryFailed"),
     ("invariant broken", "invariant_broken", "InvariantBroken"),
     ("regression", "regression", "regression gate"),

@@ -23,7 +23,9 @@ __all__ = [
 
 CATEGORY_WORDS = {
     "missed_detection": "the agent did not raise the expected incident in time",
+    "wrong_severity": "the agent classified (or escalated) the incident at the wrong severity",
     "late_containment": "the damage was not contained in time",
+    "over_reaction": "the agent over-reacted to a minor fault (failed over, paused, halted or raised it above SEV-4)",
     "no_recovery": "the agent did not recover in time",
     "invariant_broken": "a rule that must hold for the whole drill was broken",
     "regression": "slower than this drill's own history allows",

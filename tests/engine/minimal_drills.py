@@ -14,7 +14,7 @@ import pytest
 
 from harness.drill.predicates import failed_over, no_nonce_gap, proofs_landing, restarted
 from harness.faults.base import Fault
-from harness.faults.network import Outage
+from harness.faults.network import Latency, Outage
 
 
 class KillAgent(Fault):
@@ -71,7 +71,7 @@ def test_killed_agent_reports_crash_after_restart(drill):
 def test_chain_stall_is_detected(drill):
     drill.steady_state()
     drill.inject(StopMining())
-    drill.expect_detection("chain_stalled", severity="SEV-3")
+    drill.expect_detection("chain_stalled", severity="SEV-2")
 
 
 @pytest.mark.drill(playbook="network-issues", incident="rpc_failure", family="network")
@@ -90,6 +90,23 @@ def test_primary_rpc_down_moves_traffic_to_backup(drill):
     drill.steady_state()
     drill.inject(Outage("primary"))
     drill.expect_containment(failed_over("backup-1"), within=4)
+
+
+@pytest.mark.drill(playbook="network-issues", incident="rpc_failure", family="network")
+def test_one_second_rpc_blip_is_no_incident(drill):
+    drill.steady_state()
+    blip = drill.inject(Outage("primary"))
+    drill.pause(1.0)
+    drill.heal(blip)
+    drill.expect_no_overreaction(hold=6.0, proofs=2)
+
+
+@pytest.mark.drill(playbook="network-issues", incident="latency_degraded", family="network")
+def test_unresolved_latency_incident_is_escalated_to_sev2(drill):
+    drill.steady_state()
+    drill.inject(Latency("all", latency_ms=500))
+    drill.expect_detection("latency_degraded", severity="SEV-3", within=10)  # it polls slowly
+    drill.expect_escalation("SEV-2", after=8.0)
 
 
 @pytest.mark.drill(playbook="interrupt", family="none")

@@ -2,8 +2,9 @@
 
 pytest runs tests/engine/minimal_drills.py in a subprocess (the way a user runs drills) and this
 test reads its outcome lines and the drill results it wrote. The minimal agent implements steady
-work and crash reporting only, so it must pass those drills and fail the failover drill with a
-message that says what was missing.
+work, crash and latency reporting only, so it must pass those drills (and the one-second blip,
+which it only retries) and fail the failover and escalation drills with a message that says what
+was missing.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def test_minimal_agent_passes_what_it_implements_and_fails_what_it_does_not(tmp_
     assert "PASSED tests/engine/minimal_drills.py::test_killed_agent_reports_crash_after_restart" in out, out
     assert (
         "FAILED tests/engine/minimal_drills.py::test_primary_rpc_down_fails_over_to_backup - "
-        "harness.errors.DetectionMissed: no rpc_failure alert at SEV-3 or above within 5.0 s of injection "
+        "harness.errors.DetectionMissed: no rpc_failure alert at exactly SEV-3 within 5.0 s of injection "
         "(no alert since injection)"
     ) in out, out
     assert proc.returncode == 1
@@ -67,3 +68,18 @@ def test_failed_containment_names_the_missing_predicate(tmp_path: Path, chain_ba
     ) in proc.stdout, proc.stdout
     (res,) = results
     assert res["category"] == "late_containment"
+
+
+@pytest.mark.slow
+def test_minimal_agent_rides_out_a_blip_and_fails_the_escalation_duty(tmp_path: Path, chain_backend: str) -> None:
+    proc, results = run_drills(tmp_path, chain_backend, "rpc_blip", "escalated")
+    out = proc.stdout
+    assert "PASSED tests/engine/minimal_drills.py::test_one_second_rpc_blip_is_no_incident" in out, out
+    assert (
+        "FAILED tests/engine/minimal_drills.py::test_unresolved_latency_incident_is_escalated_to_sev2 - "
+        "harness.errors.WrongSeverity: incident INC-"
+    ) in out, out
+    assert "was never escalated: still SEV-3 and unresolved past its escalation time of 8.0 s" in out, out
+    by_name = {r["scenario"]: r for r in results}
+    assert by_name["test_unresolved_latency_incident_is_escalated_to_sev2"]["category"] == "wrong_severity"
+    assert by_name["test_one_second_rpc_blip_is_no_incident"]["status"] == "passed"

@@ -1,9 +1,11 @@
 """A deliberately small agent, written only from docs/contract.md, to show that the harness can
 drill an agent it knows nothing about.
 
-It proves the escrows assigned to it, serves /health and the operator API (bearer token), and
-reports a process_crash after a restart that followed an unclean exit. It does nothing else: no
-failover, no key rotation, no fee bumping, which the drills aimed at those duties must catch.
+It proves the escrows assigned to it, serves /health and the operator API (bearer token), reports
+a process_crash after a restart that followed an unclean exit, and a latency_degraded (SEV-3) while
+its RPC answers slower than 300 ms, resolved once it is fast again. It does nothing else: no
+failover, no key rotation, no fee bumping, and it never escalates an incident (contract 1.1), which
+the drills aimed at those duties must catch. A blip of its RPC is only retried (no incident).
 
 Run: AGENT_* environment as in the contract, then `python agent.py`.
 """
@@ -145,11 +147,21 @@ def main() -> None:
     serve()
     in_flight: dict[int, float] = {}
     approved = False
+    slow_rounds = 0
+    slow_incident = None
     while True:
         try:
             with lock:
                 mode = status["mode"]
+            asked = time.monotonic()
             head = w3.eth.block_number
+            slow_rounds = slow_rounds + 1 if time.monotonic() - asked > 0.3 else 0
+            if slow_rounds >= 2 and slow_incident is None:
+                slow_incident = new_incident_id()
+                alert(slow_incident, "latency_degraded", "SEV-3", "detected", "RPC answers slower than 300 ms")
+            elif slow_rounds == 0 and slow_incident is not None:
+                alert(slow_incident, "latency_degraded", "SEV-3", "resolved", "RPC fast again")
+                slow_incident = None
             with lock:
                 status["last_block"], status["rpc_ok"] = head, True
             if mode == "halted":

@@ -22,11 +22,14 @@ the notes, which came at about these offsets in the runs that measured them (pye
 
 ``test_failover_while_transactions_are_stuck_keeps_their_nonces``, aimed at ``failover_forgets_pending``::
 
-    {"fault": "gas_spike", "params": {"base_fee_gwei": 60}, "at": 0, "hold": 10}
+    {"fault": "gas_spike", "params": {"base_fee_gwei": 200}, "at": 0, "hold": 10}
     {"fault": "rpc_outage", "params": {"target": "primary"}, "at": 3.5, "hold": 5}
 
     notes: Outage("primary") right after stuck_transactions is detected (3.2-3.4 s); both healed
-    after the containment check (6.1-6.2 s for the sound agent).
+    after the containment check (6.1-6.2 s for the sound agent, measured with the 60 gwei spike).
+    The spike climbs to 200 gwei here, a block further than the catalogue's: since contract 1.1
+    the agent rides out the first 1.5 s of an outage on the primary (a blip is no failover), so it
+    fails over at about 5 s, and the transactions must still be stuck then.
 
 The spike climbs threefold a block (1 s) from twice the normal base fee to 60 gwei, about 6 s in:
 while it climbs the agent's transactions fall under the base fee and are replaced, and at the
@@ -60,6 +63,13 @@ from harness.faults.process import ProcessKill
 def climbing_spike() -> GasSpike:
     """The catalogue's spike (scenarios/test_gas.py): threefold a block up to 60 gwei."""
     return GasSpike(base_fee_gwei=60, growth=3.0, block_time=1.0)
+
+
+def higher_climbing_spike() -> GasSpike:
+    """The catalogue's spike climbing one block further, to 200 gwei (twice it stays under the
+    agent's 500 gwei cap): transactions stay stuck about a second longer, long enough for an outage
+    injected at detection to outlast the agent's blip grace (1.5 s) and fail over among them."""
+    return GasSpike(base_fee_gwei=200, growth=3.0, block_time=1.0)
 
 
 class proofs_since_last_fault(Predicate):
@@ -108,7 +118,7 @@ def test_restart_during_fee_bump_keeps_the_replacement(drill):
 @combination
 def test_failover_while_transactions_are_stuck_keeps_their_nonces(drill):
     drill.steady_state()
-    spike = drill.inject(climbing_spike())
+    spike = drill.inject(higher_climbing_spike())
     drill.expect_detection("stuck_transactions", severity="SEV-3")
     outage = drill.inject(Outage("primary"))
     # On the backup the agent must keep bumping what it sent before the switch: its queue moves at the peak.

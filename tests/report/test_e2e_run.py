@@ -107,7 +107,7 @@ def test_readme_pictures_and_history(run: Run) -> None:
     readme = (run.run_dir / "README.md").read_text()
     assert "## Incident metrics" in readme and "## Drills" in readme
     assert "Slower than this drill's own history allows: regression gate: MTTD" in readme
-    assert "The agent did not raise the expected incident in time: no rpc_failure alert at SEV-3 or above within 5.0 s" in readme
+    assert "The agent did not raise the expected incident in time: no rpc_failure alert at exactly SEV-3 within 5.0 s" in readme
     assert "#### Status update: INC-" in readme and "### Post-mortem (draft): test_killed_agent_reports_crash_after_restart" in readme
     assert "- [ ] Investigate the slowdown: MTTD" in readme
     for kind in ("charts/*.timeline", "trends/*.trend"):
@@ -194,7 +194,7 @@ def test_chromium_shows_the_drills_and_an_attachment(run: Run, served: tuple[str
         finally:
             browser.close()
     assert width > 500, "the timeline attachment did not render as a picture"
-    assert "no rpc_failure alert at SEV-3 or above" in body
+    assert "no rpc_failure alert at exactly SEV-3" in body
     assert "Category: missed detection" in body
     assert "detect (" in body and "network-issues" in body
     assert shot.read_bytes().startswith(b"\x89PNG")
