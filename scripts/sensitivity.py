@@ -58,6 +58,9 @@ DEFAULT_AIMS: dict[str, tuple[str, ...]] = {
     "overreacts_to_blips": ("test_one_second_rpc_blip_is_no_incident", "test_single_failed_transaction_is_no_incident"),
     "never_escalates": ("test_unresolved_latency_incident_is_escalated_to_sev2",),
     "sev1_for_everything": ("test_primary_rpc_down_fails_over_to_backup", "test_revert_storm_pauses_instead_of_burning_gas"),
+    "blocks_first_failure": ("test_single_mistyped_token_is_no_attack",),
+    "wrong_config_hash": ("test_bad_operator_tokens_block_the_source",),
+    "no_attempt_details": ("test_bad_operator_tokens_block_the_source",),
 }
 
 #: defects that touch every drill (the key in every output, every detection slow): no unrelated

@@ -57,7 +57,13 @@ from harness.observe.alerts import KINDS, SEVERITIES
 from harness.observe.control import control_request
 from harness.units import fmt_eth
 
-__all__ = ["Drill", "classify", "contained_at"]
+__all__ = ["MINOR_FAULT_DUTY", "MISTYPED_TOKEN_DUTY", "Drill", "classify", "contained_at"]
+
+#: the duties ``expect_no_overreaction`` names when it fails (docs/contract.md)
+MINOR_FAULT_DUTY = ("contract 1.1, section 3, minor faults are SEV-4: a minor fault is logged at SEV-4 or not at all, "
+                    "with no failover, pause or halt")
+MISTYPED_TOKEN_DUTY = ("contract 1.1, section 4, a mistyped token is no attack: one wrong token from a source gets 401 "
+                       "and nothing more; the right token from it is served, and no incident is raised above SEV-4")
 
 
 def check_kind(kind: str) -> None:
@@ -261,6 +267,8 @@ class Drill:
         if not isinstance(fault, Fault):
             raise UsageError(f"drill.inject() takes a harness.faults Fault, got {type(fault).__name__}")
         fault.bind(self.ctx)
+        if self.time_scale != 1.0:
+            fault.pace(self.time_scale)  # the blocks it mines come as much slower as the escrows
         self._proxy_at_t0 = proxy_counts(self.ctx.proxy_api_url)
         self.ctx.cleanup.callback(self._heal_quietly, fault)
         # t0 is the moment the injection starts: a fault may act inside inject() (a first theft)
@@ -377,16 +385,19 @@ class Drill:
                     escalation_time=round(esc, 3))
         return rel
 
-    def expect_no_overreaction(self, *, hold: float = 6.0, proofs: int = 2, max_severity: str = "SEV-4") -> None:
+    def expect_no_overreaction(self, *, hold: float = 6.0, proofs: int = 2, max_severity: str = "SEV-4",
+                               duty: str = MINOR_FAULT_DUTY) -> None:
         """For a minor fault: for ``hold`` seconds from t0 the agent does not over-react.
 
         Over-reaction, each judged on the harness's own evidence where it can be: a transaction sent
         through a backup endpoint (the proxy's per-endpoint counts: traffic moved), ``/health``
-        naming a backup RPC or saying paused, halted or safe (a failover and back, a pause), an
-        incident above ``max_severity`` (the contract's SEV-4 for a blip or a single failed
-        transaction; no incident at all is fine), and, at the end, fewer than ``proofs`` escrows
-        proven since t0 (the chain shows the work stopped). The first one seen fails the drill with
-        ``OverReaction`` naming it.
+        naming a backup RPC or saying paused, halted or safe (a failover and back, a pause), a
+        control-API request with the right token answered 429 since t0 (a source blocked: the
+        ``auth.probe`` answers an auth fault's ``probe`` recorded), an incident above
+        ``max_severity`` (the contract's SEV-4 for a blip or a single failed transaction; no
+        incident at all is fine), and, at the end, fewer than ``proofs`` escrows proven since t0
+        (the chain shows the work stopped). The first one seen fails the drill with
+        ``OverReaction`` naming it and ``duty``, the contract's duty the drill holds the agent to.
         """
         _check_severity(max_severity)
         t0 = self._need_t0("expect_no_overreaction")
@@ -416,6 +427,11 @@ class Drill:
                 if role is not None:
                     out.append(f"/health named {role} as the active RPC at +{e.t - t0:.1f} s (failed over)")
                     break
+            for e in self.ctx.timeline.events("auth.probe"):
+                if e.t >= t0 and e.data.get("status") == 429 and e.data.get("right_token", True):
+                    out.append(f"the control API blocked {e.data.get('source')}: the right token from it was answered "
+                               f"429 at +{e.t - t0:.1f} s")
+                    break
             for e in self.ctx.timeline.events("alert"):
                 sev = str(e.data.get("severity"))
                 if e.t >= t0 and e.data.get("kind") != "manual" and sev in SEVERITIES and SEVERITIES.index(sev) < SEVERITIES.index(max_severity):
@@ -436,7 +452,7 @@ class Drill:
         if seen:
             self._phase("drill.over_reaction", findings=seen)
             raise OverReaction(f"over-reaction to {self.faults[-1].name if self.faults else 'the fault'}: " + "; ".join(seen)
-                               + " (a minor fault is logged at SEV-4 or not at all, with no failover, pause or halt)")
+                               + f" ({duty})")
         self._phase("drill.calm", hold=round(hold * self.budget.scale, 3), proofs=proven)
 
     def expect_containment(self, *predicates: Predicate, within: float | None = None) -> float:

@@ -52,6 +52,9 @@ class DrillContext:
     endpoints: dict[str, str] = field(default_factory=dict)  # role -> proxy name
     endpoint_urls: dict[str, str] = field(default_factory=dict)  # role -> URL the agent uses
     agent_env: dict[str, str] = field(default_factory=dict, repr=False)
+    #: SHA-256 of the configuration the harness wrote for the agent (docs/contract.md, section 4,
+    #: ``config_sha256``), computed by ``harness.drill.world.config_sha256`` when the environment is fixed
+    config_sha256: str | None = None
     agent: AgentRuntime | DockerRuntime | None = None  # the process runtime or the Docker one (same interface)
     workload: Workload | None = None
     watcher: ChainWatcher | None = None

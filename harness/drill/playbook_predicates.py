@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from harness.drill.predicates import Predicate, Probe, Seen
-from harness.errors import NothingTested
+from harness.errors import HarnessError, NothingTested
 
 __all__ = [
     "attacker_blocked",
+    "attempts_reported",
+    "config_intact",
     "dropped_txs_resent",
     "no_work_lost",
     "not_halted",
@@ -120,6 +122,93 @@ class attacker_blocked(Predicate):
                     break
                 first = e.t
         return Seen(ok, f"answers to {len(answers)} attempts: {counts or 'none yet'}; last {tail}", since=first, acted=first)
+
+
+class attempts_reported(Predicate):
+    """The ``auth_failures`` event's details say where the failed attempts came from, how many, over
+    what window (contract 1.1, section 3), and agree with what the harness itself sent.
+
+    Some ``auth_failures`` alert since the injection must carry ``details.source`` equal to the
+    attack's source, ``details.window_s`` a positive number of seconds and ``details.failed_attempts``
+    an integer no larger than the attempts the harness sent from that source up to the alert's
+    arrival (0.5 s of slack: an attempt is recorded once answered) and no smaller than those the
+    agent answered 401 within the window before it, up to the first 429 and 0.2 s before the
+    arrival at the latest (the later ones it may not have counted yet when it wrote the event).
+    """
+
+    evidence = False  # the agent's account, held against the harness's record of the attempts
+
+    def __init__(self, attack: Any) -> None:
+        self.attack = attack
+        self.name = "attempt details in the auth_failures event"
+        self.failure = ("the auth_failures event did not carry the attempts the harness made (contract 1.1, section 3: "
+                        "details.source, details.failed_attempts and details.window_s of the failed authorisations)")
+
+    def _problem(self, probe: Probe, event: Any) -> str | None:
+        details = event.data.get("details") or {}
+        source, count, window = details.get("source"), details.get("failed_attempts"), details.get("window_s")
+        missing = [k for k, v in (("source", source), ("failed_attempts", count), ("window_s", window)) if v is None]
+        if missing:
+            return f"details without {', '.join(missing)} (it has {', '.join(sorted(details)) or 'nothing'})"
+        if source != self.attack.source:
+            return f"details.source is {source!r}, the harness sent from {self.attack.source}"
+        if isinstance(window, bool) or not isinstance(window, int | float) or window <= 0:
+            return f"details.window_s is {window!r}, not a positive number of seconds"
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            return f"details.failed_attempts is {count!r}, not an integer of 1 or more"
+        mine = [e for e in probe.ctx.timeline.events("auth.attempt")
+                if e.t >= probe.since and e.data.get("source") == self.attack.source]
+        sent = sum(1 for e in mine if e.t <= event.t + 0.5)
+        first_429 = next((e.t for e in mine if e.data.get("status") == 429), float("inf"))
+        refused = sum(1 for e in mine if e.data.get("status") == 401
+                      and event.t - window <= e.t <= min(first_429, event.t - 0.2))
+        if count > sent:
+            return f"details.failed_attempts is {count}, but the harness sent {sent} from {source} by then"
+        if count < refused:
+            return (f"details.failed_attempts is {count}, but the agent had answered {refused} of them 401 "
+                    f"within its {window:g} s window before the event")
+        return None
+
+    def __call__(self, probe: Probe) -> Seen:
+        events = [e for e in probe.ctx.timeline.events("alert")
+                  if e.t >= probe.since and e.data.get("kind") == "auth_failures"]
+        if not events:
+            return Seen(False, "no auth_failures alert since the injection")
+        problems = [self._problem(probe, e) for e in events]
+        if None in problems:
+            good = events[problems.index(None)]
+            d = good.data.get("details") or {}
+            return Seen(True, f"{d.get('failed_attempts')} failed attempt(s) from {d.get('source')} within "
+                              f"{d.get('window_s')} s (incident {good.data.get('incident_id')} {good.data.get('status')})")
+        last = events[-1]
+        return Seen(False, f"{len(events)} auth_failures alert(s); the last, {last.data.get('status')} at "
+                           f"+{last.t - probe.since:.1f} s: {problems[-1]}")
+
+
+class config_intact(Predicate):
+    """``/health``'s ``config_sha256`` equals the hash the harness computed over the configuration it
+    wrote for the agent (contract 1.1, section 4): the agent checked, after the attack, that what it
+    runs with is what it was given. Held against the harness's own hash; read from the agent's answer."""
+
+    evidence = False
+    name = "configuration verified intact"
+    failure = ("the agent did not show its configuration intact (contract 1.1, section 4: after an authorisation "
+               "attack /health's config_sha256 must be the SHA-256 of the configuration the harness wrote)")
+
+    def __call__(self, probe: Probe) -> Seen:
+        expected = probe.ctx.config_sha256
+        if expected is None:
+            raise HarnessError("config_intact: the drill world computed no configuration hash (ctx.config_sha256)")
+        h = probe.ctx.health.last if probe.ctx.health is not None else None
+        if h is None:
+            return Seen(False, "health endpoint unreachable")
+        got = h.get("config_sha256")
+        if got is None:
+            return Seen(False, "/health has no config_sha256")
+        if str(got).lower() != expected:
+            return Seen(False, f"/health says config_sha256 {str(got)[:16]}…, the harness computed {expected[:16]}… "
+                               "over the configuration it wrote")
+        return Seen(True, f"/health's config_sha256 {expected[:16]}… is the harness's own")
 
 
 class reorged_proofs_redone(Predicate):

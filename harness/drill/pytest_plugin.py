@@ -346,6 +346,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         outcome.get_result().sections.append(("drill", "\n".join(lines)))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Keep what interrupted a drill's call (Ctrl-C, SIGTERM, a game day's lever) for its record.
+
+    pytest lets a KeyboardInterrupt end the session before the call is reported, so the drill
+    fixture's teardown (run as the session ends) would otherwise know only that the call never finished.
+    """
+    try:
+        return (yield)
+    except KeyboardInterrupt as exc:
+        if _CALL_EXC in item.stash:
+            item.stash[_CALL_EXC] = exc
+        raise
+
+
 def _rerun(item: pytest.Item, opts: DrillOptions) -> str:
     from harness.drill.catalogue import rerun_selector
 
@@ -424,6 +439,8 @@ def _close_drill(d: Drill, opts: DrillOptions, setup_s: float, exc: BaseExceptio
         ctx.cleanup.close()
     if result is None:
         return None
+    if isinstance(exc, KeyboardInterrupt) and str(exc):  # who interrupted it: SIGTERM, a game day's lever
+        result = replace(result, message=f"interrupted: {exc}")
     return replace(result, harness_overhead_s=round(setup_s + clock.now() - t_down, 3), agent_runtime=opts.runtime)
 
 

@@ -11,6 +11,7 @@ happened: pass, failure, error or Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -42,9 +43,15 @@ if TYPE_CHECKING:
 from harness.safety import check_loopback_url
 from harness.workload import Workload, WorkloadSettings
 
-__all__ = ["WorldSettings", "build_world", "agent_environment", "agent_bridge_plan"]
+__all__ = ["CONFIG_VARIABLES", "WorldSettings", "build_world", "agent_environment", "agent_bridge_plan", "config_sha256"]
 
 ENDPOINT_ROLES = {"primary": "rpc-primary", "backup-1": "rpc-backup-1"}
+
+#: the contract's variables (section 1) that ``config_sha256`` covers, in the order hashed. Not the
+#: operator token: /health answers anyone, and a hash over the token would let a guesser test tokens
+#: offline, past the control API's rate limit. Not the key's content either (a rotation changes it).
+CONFIG_VARIABLES = ("AGENT_RPC_URLS", "AGENT_CHAIN_ID", "AGENT_KEY_FILE", "AGENT_COLD_WALLET", "AGENT_CONTRACTS",
+                    "AGENT_ALERT_URL", "AGENT_CONTROL_ADDR", "AGENT_STATE_DIR", "AGENT_PROFILE")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,6 +146,23 @@ def agent_environment(ctx: DrillContext, extra: Mapping[str, str], *, inherit: b
     )
     env.update(extra)
     return env
+
+
+def config_sha256(env: Mapping[str, str]) -> str:
+    """The configuration hash of docs/contract.md, section 4, over the environment ``env`` the agent gets.
+
+    SHA-256, as 64 lowercase hex digits, of: one line ``NAME=value\\n`` (UTF-8) per variable of
+    ``CONFIG_VARIABLES`` in that order (an unset one as ``NAME=\\n``), then the bytes of the file
+    ``AGENT_CONTRACTS`` names, as they are on disk.
+    """
+    digest = hashlib.sha256()
+    for name in CONFIG_VARIABLES:
+        digest.update(f"{name}={env.get(name, '')}\n".encode())
+    path = env.get("AGENT_CONTRACTS")
+    if not path:
+        raise HarnessError("config_sha256: the environment has no AGENT_CONTRACTS, so the contracts file cannot be hashed")
+    digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
 
 
 def agent_bridge_plan(ctx: DrillContext) -> BridgePlan | None:
@@ -319,6 +343,7 @@ def _populate(ctx: DrillContext, session: Any, settings: WorldSettings, owner: a
         ctx.cleanup.callback(ctx.agent.stop)
     else:  # drill world: the environment is printed for an agent started by hand
         ctx.agent_env = agent_environment(ctx, settings.agent_env, inherit=False)
+    ctx.config_sha256 = config_sha256(ctx.agent_env)  # of what the harness wrote, before any fault
 
     if settings.start_workload:
         workload.start()

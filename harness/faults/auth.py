@@ -8,7 +8,11 @@ can bind the client socket's local address; ``requests`` cannot without an extra
 
 Each attempt's answer (401, then 429 once the agent blocks the source, or an error) is recorded as
 ``auth.attempt`` on the timeline; ``probe(token)`` sends one request from the attacker's source
-with a given token (e.g. the right one, to check that a blocked source is still refused).
+with a given token (e.g. the right one, to check that a blocked source is still refused), recorded
+as ``auth.probe``.
+
+``MistypedToken`` is the opposite case: one wrong token from a source (an operator's typo at a second
+console, 127.0.0.3), which the drill follows with the right one through ``probe``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from harness.faults.base import Fault
 from harness.observe.control import control_request
 from harness.safety import check_loopback_host
 
-__all__ = ["AuthAttack"]
+__all__ = ["AuthAttack", "MistypedToken"]
 
 _PATHS = {"/operator/halt": {}, "/operator/resume": {}, "/operator/incident": {"summary": "attacker", "severity": "SEV-4"}}
 
@@ -88,9 +92,37 @@ class AuthAttack(Fault):
     def probe(self, token: str, path: str = "/operator/resume") -> int:
         """One request from the attacker's source with ``token`` (e.g. the operator's); its status."""
         status, _ = control_request(self.ctx.control_url, path, token=token, source=self.source, body=_PATHS[path])
-        self.ctx.timeline.record("auth.probe", f"fault:{self.name}", source=self.source, path=path, status=status)
+        self.ctx.timeline.record("auth.probe", f"fault:{self.name}", source=self.source, path=path, status=status,
+                                 right_token=token == self.ctx.operator_token)
         return status
 
     def _heal(self) -> None:
         if self._loop is not None:
             self._loop.stop()
+
+
+class MistypedToken(AuthAttack):
+    """One wrong operator token from ``source``: a typo, not an attack (contract 1.1, section 4).
+
+    The single attempt is sent at the injection, against ``path`` (default ``/operator/resume``, a
+    command that changes nothing while the agent is not halted); ``probe(token)`` then sends the
+    right one from the same source. Nothing to heal.
+    """
+
+    name = "mistyped_token"
+
+    def __init__(self, *, source: str = "127.0.0.3", path: str = "/operator/resume") -> None:
+        super().__init__(rate=1.0, source=source, path=path, attempts=1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"family": self.family, "source": self.source, "path": self.path,
+                "answers": {str(k): v for k, v in self.statuses.items()}}
+
+    def _inject(self) -> None:
+        self._attempt()
+        status = next(iter(self.statuses))
+        if isinstance(status, str):  # an error, not an answer: the typo never reached the agent
+            raise HarnessError(f"MistypedToken could not reach the control API from {self.source}: {status}")
+
+    def _heal(self) -> None:
+        pass

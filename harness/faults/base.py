@@ -25,6 +25,10 @@ class Fault:
     family: ClassVar[str] = "generic"
     #: short machine name ("rpc_outage", "key_leak", ...)
     name: ClassVar[str] = "fault"
+    #: the fault's own clock: attributes in seconds (the interval of the blocks it mines) that a
+    #: real-time drill stretches with ``--drill-time-scale`` (``pace``); durations the drill holds
+    #: are the scenario's, not listed here
+    paced: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self._ctx: DrillContext | None = None
@@ -63,6 +67,16 @@ class Fault:
         finally:
             self.healed_at = self.ctx.timeline.record("fault.heal", f"fault:{self.name}", **self.describe())
         return self.healed_at
+
+    def pace(self, time_scale: float) -> Fault:
+        """Stretch the fault's own clock ``time_scale`` times (before ``inject``): at time scale 20 a
+        spike that mines a block a second mines one every 20 s, as the escrows come 20 times slower;
+        otherwise the whole climb would fall between two escrows and strand nothing."""
+        if self.injected_at is not None:
+            raise HarnessError(f"fault {self.name} paced after it was injected")
+        for attr in self.paced:
+            setattr(self, attr, getattr(self, attr) * time_scale)
+        return self
 
     # -- for subclasses ----------------------------------------------------------------------
     def _inject(self) -> None:

@@ -29,6 +29,7 @@ __all__ = ["GasSpike"]
 class GasSpike(Fault):
     family = "gas"
     name = "gas_spike"
+    paced = ("block_time",)
 
     def __init__(
         self,

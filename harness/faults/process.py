@@ -52,6 +52,7 @@ class ProcessKill(Fault):
 
     family = "process"
     name = "process_kill"
+    paced = ("block_time",)
 
     def __init__(self, *, sig: str = "SIGKILL", in_flight: bool = False, block_time: float = 2.0,
                  wait: float = 10.0, blocks_while_down: int = 0, down: float = 0.0) -> None:

@@ -36,6 +36,7 @@ __all__ = ["DroppedTransaction", "NonceCollision"]
 class DroppedTransaction(Fault):
     family = "txs"
     name = "dropped_tx"
+    paced = ("block_time",)
 
     def __init__(self, *, count: int | None = 1, block_time: float = 2.0, poll: float = 0.05) -> None:
         """``count``: how many of the agent's transactions to drop (None: every one until healed).

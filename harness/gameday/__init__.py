@@ -7,8 +7,10 @@
     outputs.py   what the journal and the inner runs' records become: JUnit XML, metrics (JSON, Markdown),
                  the history of game days
     cron.py      the plan's ``every`` as a crontab line
-    inner.py     a pytest plugin loaded into each item's run: names the agent for ``drill incident``, and the
-                 ``reported_by_a_person()`` predicate of silent faults
+    inner.py     a pytest plugin loaded into each item's run: names the agent for ``drill incident``, runs the
+                 live feed, names the lever in an interrupted drill's record, and the ``reported_by_a_person()``
+                 predicate of silent faults
+    live.py      the live feed: status updates and partner notices written while an item's drill runs
 
 docs/gameday.md describes the plan and the command.
 """

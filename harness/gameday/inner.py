@@ -4,6 +4,13 @@
   ``$GAMEDAY_OUT/agent.token`` (mode 0600) holds the operator's token, so the people of the game day
   can look at the agent's ``/health`` and report with ``drill incident "..." --gameday OUT`` without
   being told either. Both are removed when the drill ends.
+- While the drill's call runs, ``harness.gameday.live.LiveFeed`` writes status updates
+  (``$GAMEDAY_OUT/status/``) and partner notices (``$GAMEDAY_OUT/notices/``) as the incident unfolds,
+  and journals each; it is stopped and joined when the call ends, and once the drill's record is
+  built (its teardown) the files become the report's rendering of it.
+- SIGINT, which the game day's runner sends when its lever is pulled, interrupts the drill with a
+  ``KeyboardInterrupt`` naming the lever's reason (read from the journal), so the drill's record says
+  who stopped it; the engine's cleanup then runs as on Ctrl-C.
 - ``reported_by_a_person()``: a predicate that holds once someone reported an incident to the game
   day's journal since the injection, for drills of faults the agent cannot notice itself (a silent
   fault such as ``Freeze``: the agent's process stopped, its ``/health`` silent).
@@ -14,8 +21,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +43,50 @@ def _out() -> Path | None:
     return Path(value) if value else None
 
 
+def _stop_words() -> str:
+    """Why the game day interrupted this run: the reason of the lever its runner journaled before the SIGINT."""
+    from harness.gameday.journal import read_journal
+
+    out = _out()
+    journal = out / "journal.jsonl" if out is not None else None
+    try:
+        levers = [e for e in read_journal(journal) if e.get("event") == "lever"] if journal is not None else []
+    except OSError:
+        levers = []
+    return f"stopped by the game day's lever ({levers[-1].get('reason')})" if levers else "SIGINT"
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(_stop_words())
+
+
+_OLD_SIGINT = pytest.StashKey[object]()
+_FEED = pytest.StashKey[Any]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _out() is not None and threading.current_thread() is threading.main_thread():
+        config.stash[_OLD_SIGINT] = signal.signal(signal.SIGINT, _interrupted)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """Keep only the frame the interrupt landed in.
+
+    pytest's terminal reporter renders the whole traceback, with every frame's arguments, before the
+    fixtures are torn down, though it prints only the last line; on a busy machine that took a second
+    of the lever's 1.5 s grace, with the fault still on. The log keeps the line that matters.
+    """
+    if _out() is not None and len(excinfo.traceback) > 1:
+        excinfo.traceback = excinfo.traceback[-1:]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    old = config.stash.get(_OLD_SIGINT, None)
+    if old is not None:
+        signal.signal(signal.SIGINT, old)  # type: ignore[arg-type]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     from harness.drill.pytest_plugin import DRILL
@@ -47,12 +101,33 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         info = out / "agent.json"
         info.write_text(json.dumps({"control": drill.ctx.control_url, "drill": item.nodeid, "pid": os.getpid()}) + "\n")
         written += [info, token]
+    feed = None
+    if out is not None and out.is_dir():
+        from harness.gameday.live import LiveFeed
+
+        run_id = item.config.getoption("drill_run_id", None) or "run"
+        # the drill of the item (the drill fixture's; each world of a drill_factory in turn)
+        feed = LiveFeed(out, run_id, lambda: item.stash.get(DRILL, None)).start()
     try:
         yield
     finally:
+        if feed is not None:
+            feed.stop()
+            item.stash[_FEED] = feed
         for path in written:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """After the drill's teardown, which builds its record: the live files become the report's rendering of it."""
+    yield
+    from harness.drill.pytest_plugin import DRILL_RECORD
+
+    feed, record = item.stash.get(_FEED, None), item.stash.get(DRILL_RECORD, None)
+    if feed is not None and record is not None:
+        feed.publish_record(record)
 
 
 class reported_by_a_person(Predicate):

@@ -1,13 +1,16 @@
 """The game day's journal: ``journal.jsonl``, one JSON object a line, every event in the order it happened.
 
 Each line holds ``ts`` (unix seconds), ``event`` and the event's own fields. The runner writes it;
-``drill incident`` appends to it from another process while the game day runs. Every line is one
-``write`` on a file opened with ``O_APPEND``, so lines from both never interleave.
+``drill incident`` and the running item append to it from other processes while the game day runs.
+Every line is one ``write`` on a file opened with ``O_APPEND``, so lines from all of them never
+interleave.
 
 Events: ``gameday.start`` (the plan, the items), ``item.start``, ``approval`` (asked, answer, by
-whom), ``item.end`` (verdict and measured times), ``item.skipped``, ``pause`` / ``resume``,
-``lever`` (what pulled it), ``incident.reported`` (a person's report), ``gameday.end`` (the
-reason: ``completed``, ``lever file``, ``SIGINT``, ``SIGTERM``, ``stop condition: ...``).
+whom), ``status.update`` / ``notice.written`` (appended by the running item's pytest,
+``harness.gameday.live``), ``item.end`` (verdict and measured times), ``item.skipped``, ``pause`` /
+``resume``, ``lever`` (what pulled it, journaled before the running item is stopped),
+``incident.reported`` (a person's report), ``gameday.end`` (the reason: ``completed``, ``lever
+file``, ``SIGINT``, ``SIGTERM``, ``stop condition: ...``).
 """
 
 from __future__ import annotations

@@ -229,6 +229,10 @@ class _View:
     waiting: str = ""
     done: list[ItemOutcome] = field(default_factory=list)
     reported: list[str] = field(default_factory=list)
+    current_run_id: str | None = None
+    #: status updates and notices the running item's drill wrote so far (journal: status.update, notice.written)
+    updates: int = 0
+    notices: int = 0
 
     def render(self, lever: Lever) -> Any:
         from rich.table import Table
@@ -246,8 +250,9 @@ class _View:
                 t.add_row(str(item.index), item.label, f"[{colour}]{o.status}[/]", _secs(o.measured.get("mttd_s")),
                           _secs(o.measured.get("mttr_s")), inc)
             elif item is self.current and self.current_since is not None:
+                feed = f"{self.updates} status update(s)" + (f", {self.notices} notice(s)" if self.notices else "")
                 t.add_row(str(item.index), f"[bold]{item.label}[/]", f"running {clock.now() - self.current_since:.0f} s",
-                          "", "", "")
+                          "", "", feed if self.updates or self.notices else "")
             else:
                 t.add_row(str(item.index), item.label, "next" if self._next() is item else "planned", "", "", "")
         if lever.paused:
@@ -372,6 +377,17 @@ def run_gameday(plan: Plan, out: Path, *, yes: bool = False, console: Any = None
 
     paused_journaled = False
     seen_size = [0]
+    said_feed = [0]  # status updates and notices already printed
+    lever_journaled = False
+
+    def journal_lever() -> str:
+        """The lever's reason, journaled once: before the running item is stopped (its pytest names it in the record)."""
+        nonlocal lever_journaled
+        reason = lever.reason or "stopped"
+        if not lever_journaled:
+            lever_journaled = True
+            journal.write("lever", reason=reason)
+        return reason
 
     def check(keys: _Keys | None) -> None:
         """One look at everything that can stop or pause the game day."""
@@ -389,10 +405,22 @@ def run_gameday(plan: Plan, out: Path, *, yes: bool = False, console: Any = None
             journal.write("pause" if lever.paused else "resume")
             say("paused: p or SIGUSR1 resumes" if lever.paused else "resumed")
         size = journal.path.stat().st_size
-        if size != seen_size[0]:  # drill incident appended a report
+        if size != seen_size[0]:  # drill incident appended a report, or the running item a status update
             seen_size[0] = size
-            view.reported = [f"{e.get('severity')}: {e.get('summary')}" for e in journal.events()
+            events = list(journal.events())
+            view.reported = [f"{e.get('severity')}: {e.get('summary')}" for e in events
                              if e.get("event") == "incident.reported"]
+            run_id = view.current_run_id
+            feed = [e for e in events if e.get("event") in ("status.update", "notice.written")]
+            for e in feed[said_feed[0]:]:
+                if e["event"] == "status.update":
+                    say(f"status update {e.get('incident_id')}: {e.get('kind')} {e.get('severity')} {e.get('status')} "
+                        f"({e.get('file') or e.get('problem')})")
+                else:
+                    say(f"notice to the counterparties ({', '.join(e.get('because') or ())}): {e.get('file') or e.get('problem')}")
+            said_feed[0] = len(feed)
+            view.updates = sum(e.get("event") == "status.update" and e.get("run_id") == run_id for e in feed)
+            view.notices = sum(e.get("event") == "notice.written" and e.get("run_id") == run_id for e in feed)
 
     def wait(seconds: float, keys: _Keys | None, why: str, hold_while_paused: bool = True) -> None:
         end = clock.now() + seconds
@@ -447,7 +475,8 @@ def run_gameday(plan: Plan, out: Path, *, yes: bool = False, console: Any = None
         journal.write("item.start", item=item.index, kind=item.kind, label=item.label, run_id=run_id,
                       command=[Path(cmd[0]).name, *cmd[1:]])
         say(f"item {item.index}/{len(items)} [bold]{item.label}[/] started (log {log})")
-        view.current, view.current_since = item, clock.now()
+        view.current, view.current_since, view.current_run_id = item, clock.now(), run_id
+        view.updates = view.notices = 0
         t0_wall, t0 = clock.wall(), clock.now()
         with open(log, "wb") as fh:
             proc = spawn(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=os.getcwd(),
@@ -457,6 +486,7 @@ def run_gameday(plan: Plan, out: Path, *, yes: bool = False, console: Any = None
                 while proc.poll() is None:
                     check(keys)
                     if lever.pulled:
+                        journal_lever()
                         stopped_how = _stop_inner(proc)
                         break
                     lever.wait(_POLL_S)
@@ -529,8 +559,7 @@ def run_gameday(plan: Plan, out: Path, *, yes: bool = False, console: Any = None
         finally:
             stop_probe.set()
             if lever.pulled:
-                reason = lever.reason or "stopped"
-                journal.write("lever", reason=reason)
+                reason = journal_lever()
                 say(f"[bold red]stopped[/]: {reason}")
             done = {o.item.index for o in outcomes}
             for item in items:

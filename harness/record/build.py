@@ -20,7 +20,7 @@ from harness.record.model import (
     InvariantRecord, Phase, Policy, ScheduleStep, TimelineEntry,
 )
 
-__all__ = ["record_from_result"]
+__all__ = ["record_from_result", "incidents_so_far"]
 
 _PHASE_OF_CATEGORY = {
     "not_steady": "steady state", "missed_detection": "detect", "wrong_severity": "detect", "late_containment": "contain",
@@ -82,6 +82,19 @@ def _incidents(raw: Sequence[Mapping[str, Any]], offset: float, origin: float) -
         out.append(Incident(incident_id=str(inc["incident_id"]), kind=str(inc["kind"]), severity=str(inc["severity"]),
                             events=events))
     return tuple(out)
+
+
+def incidents_so_far(events: Sequence[Any], origin: float) -> tuple[Incident, ...]:
+    """The incidents of a drill still running, as its record will hold them, from the timeline's events so far.
+
+    For a game day's live status updates (``harness.gameday.live``). ``events`` are the timeline's
+    ``Event`` objects; ``origin`` is the monotonic time event times count from (the injection, or the
+    drill's start before it). The harness's own monitoring probe is left out, as in the record.
+    """
+    from harness.checks.metrics import incidents, without_probe_alerts
+
+    raw = [i.to_json() for i in incidents(without_probe_alerts(events))]
+    return _incidents(raw, _clock_offset([e.to_json() for e in events[:1]]), origin)
 
 
 def _phases(timeline: Sequence[Mapping[str, Any]], origin: float, start: float, end: float,

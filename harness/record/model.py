@@ -419,6 +419,10 @@ class DrillRecord:
     #: the drill's place in its run's collection (before a shard split or a reordering for workers): a run,
     #: and shards merged into one, list their drills in it; None: not known (a record of an older version)
     position: int | None = None
+    #: the test item's wall seconds, setup to teardown, as pytest ran it: for a drill, its world and
+    #: the drill; for a schedule search, every example (its record is of the last one only); None: not
+    #: measured (a record of an older version). ``--drill-shard`` and the workers' order weigh by it
+    item_wall_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.scenario:
@@ -491,6 +495,7 @@ class DrillRecord:
             "claims": dict(self.claims), "findings": list(self.findings), "violations": dict(self.violations),
             "schedule": [s.to_json() for s in self.schedule],
             "position": self.position,
+            "item_wall_s": self.item_wall_s,
         }
 
     @classmethod
@@ -523,6 +528,7 @@ class DrillRecord:
             findings=tuple(str(f) for f in d.get("findings") or ()),
             schedule=tuple(ScheduleStep.from_json(s) for s in d.get("schedule") or ()),
             position=None if d.get("position") is None else int(d["position"]),
+            item_wall_s=_opt_float(d.get("item_wall_s")),
         )
 
 

@@ -31,8 +31,8 @@ def history_entry(run: RunRecord, d: DrillRecord) -> dict[str, Any]:
         "mttd_s": d.mttd_s, "contain_s": d.contain_s, "mttr_s": d.mttr_s,
         "budgets": {"detect_s": d.budgets.detect_s, "contain_s": d.budgets.contain_s, "recover_s": d.budgets.recover_s},
         "regressed": bool(d.regression and d.regression.regressed),
-        # setup, drill and teardown: what --drill-shard weighs a drill by
-        "wall_s": round(d.duration_s + (d.harness_overhead_s or 0.0), 3),
+        # setup, drill and teardown (a search: all its examples): what --drill-shard weighs a drill by
+        "wall_s": d.item_wall_s if d.item_wall_s is not None else round(d.duration_s + (d.harness_overhead_s or 0.0), 3),
     }
 
 

@@ -14,11 +14,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from harness import units
-from harness.record.model import DrillRecord, Incident, RunRecord, severity_rank
+from harness.record.model import DrillRecord, Escrows, Funds, Incident, RunRecord, severity_rank
 
 __all__ = [
-    "CATEGORY_WORDS", "slug", "fmt_seconds", "against_budget", "render_readme", "render_status_update",
-    "render_postmortem", "render_notice", "status_update_name",
+    "CATEGORY_WORDS", "slug", "fmt_seconds", "fmt_wall", "against_budget", "render_readme", "render_status_update",
+    "status_update_text", "impact_text", "render_postmortem", "render_notice", "notice_text", "status_update_name",
 ]
 
 CATEGORY_WORDS = {
@@ -31,7 +31,7 @@ CATEGORY_WORDS = {
     "regression": "slower than this drill's own history allows",
     "failed": "a check of the scenario failed",
     "not_steady": "the agent was not healthy before the fault, so the drill did not run",
-    "aborted": "the drill was stopped by a safety limit",
+    "aborted": "the drill was stopped before its end (a safety limit, Ctrl-C or a game day's lever)",
     "harness_error": "the harness itself failed (not a verdict on the agent)",
 }
 STATUS_MARK = {"passed": "✅ passed", "failed": "❌ failed", "aborted": "⛔ aborted", "error": "⚠️ error"}
@@ -140,16 +140,25 @@ def _amount(wei: int | None) -> str:
 
 
 def _impact(d: DrillRecord) -> str:
-    f, e = d.funds, d.escrows
-    money = ([f"{fmt_eth(f.lost_wei or 0)} lost", f"{fmt_eth(f.swept_wei or 0)} swept to the cold wallet"] if f.known
-             else [f"funds unknown ({f.error})"])
+    return impact_text(funds=d.funds, escrows=d.escrows, restarts=d.restarts)
+
+
+def impact_text(*, funds: Funds | None, escrows: Escrows, restarts: int) -> str:
+    """The Impact line of a status update: money, escrows, restarts; ``funds=None``: not read yet (a live update)."""
+    f, e = funds, escrows
+    if f is None:
+        money = ["funds not read yet (the harness reads them on chain when the drill ends)"]
+    elif f.known:
+        money = [f"{fmt_eth(f.lost_wei or 0)} lost", f"{fmt_eth(f.swept_wei or 0)} swept to the cold wallet"]
+    else:
+        money = [f"funds unknown ({f.error})"]
     parts = [*money, f"{e.proven} of {e.opened} escrows proven", f"{e.missed_deadlines} deadline(s) missed"]
-    if f.at_risk_wei:
+    if f is not None and f.at_risk_wei:
         parts.insert(0, f"{fmt_eth(f.at_risk_wei)} at risk in the hot wallet")
     if e.reassigned:
         parts.append(f"{e.reassigned} escrow(s) reassigned to a new address")
-    if d.restarts:
-        parts.append(f"{d.restarts} agent restart(s)")
+    if restarts:
+        parts.append(f"{restarts} agent restart(s)")
     return "; ".join(parts)
 
 
@@ -159,27 +168,44 @@ def _response_target(d: DrillRecord, incident: Incident) -> float | None:
 
 def render_status_update(d: DrillRecord, incident: Incident) -> str:
     """One incident in the status-update format, as of the drill's end."""
+    last = incident.events[-1]
+    budget = d.budgets.recover_s
+    return status_update_text(
+        incident, base=_base(d), impact=_impact(d), response_target_s=_response_target(d, incident),
+        next_steps_open=f"Incident still {last.status} when the drill ended; " + (
+            _failure_words(d) if d.status != "passed" else "follow up on its resolution."),
+        eta_open="unknown: not resolved" + (f" within the drill's {fmt_seconds(budget)} recovery budget" if budget else ""),
+    )
+
+
+def status_update_text(incident: Incident, *, base: str, impact: str, response_target_s: float | None,
+                       next_steps_open: str, eta_open: str) -> str:
+    """The status-update layout: the incident guide's fields in its order, one line each.
+
+    The one layout of a status update: the run's report renders it when a drill has ended
+    (``render_status_update``) and a game day while the drill runs (``harness.gameday.live``), so the
+    two cannot differ. ``base`` names what event times count from (``t0``, ``start``); the next steps
+    and ETA of an incident that is not resolved are the caller's words (what it knows at that moment),
+    those of a resolved one are the same for both.
+    """
     first, last = incident.events[0], incident.events[-1]
-    actions = [f"{a} ({fmt_rel(ev.rel_s, _base(d))})" for ev in incident.events for a in ev.actions]
+    actions = [f"{a} ({fmt_rel(ev.rel_s, base)})" for ev in incident.events for a in ev.actions]
     resolved_ev = next((ev for ev in incident.events if ev.status == "resolved"), None)
     if resolved_ev is not None:
         next_steps = "Monitor; review the post-mortem draft." if severity_rank(incident.severity) <= 2 else "Monitor."
-        eta = f"resolved at {fmt_wall(resolved_ev.received_at)} ({fmt_rel(resolved_ev.rel_s, _base(d))})"
+        eta = f"resolved at {fmt_wall(resolved_ev.received_at)} ({fmt_rel(resolved_ev.rel_s, base)})"
     else:
-        next_steps = f"Incident still {last.status} when the drill ended; " + (
-            _failure_words(d) if d.status != "passed" else "follow up on its resolution.")
-        budget = d.budgets.recover_s
-        eta = "unknown: not resolved" + (f" within the drill's {fmt_seconds(budget)} recovery budget" if budget else "")
-    target = _response_target(d, incident)
+        next_steps, eta = next_steps_open, eta_open
     lines = [
         f"#### Status update: {incident.incident_id}",
         "",
         f"- **Incident ID:** {incident.incident_id}",
-        f"- **Severity:** {incident.severity}" + (f" (policy response target {fmt_seconds(target)})" if target else ""),
+        f"- **Severity:** {incident.severity}" + (f" (policy response target {fmt_seconds(response_target_s)})"
+                                                  if response_target_s else ""),
         f"- **Status:** {last.status}",
-        f"- **Started:** {fmt_wall(first.received_at)} ({fmt_rel(first.rel_s, _base(d))}; kind `{incident.kind}`)",
+        f"- **Started:** {fmt_wall(first.received_at)} ({fmt_rel(first.rel_s, base)}; kind `{incident.kind}`)",
         f"- **Summary:** {_cell(last.summary or first.summary, 400) or '(no summary sent)'}",
-        f"- **Impact:** {_impact(d)}",
+        f"- **Impact:** {impact}",
         f"- **Actions taken:** {'; '.join(actions) if actions else 'none reported'}",
         f"- **Next steps:** {next_steps}",
         f"- **ETA:** {eta}",
@@ -347,20 +373,33 @@ def render_notice(d: DrillRecord) -> str | None:
     new_addresses = sorted({str(ev.details["new_address"]) for i in d.incidents for ev in i.events
                             if isinstance(ev.details.get("new_address"), str)})
     end = d.started_at + d.duration_s
+    return notice_text(title=d.scenario, opening=f"between {fmt_wall(d.t0 or d.started_at)} and {fmt_wall(end)} our agent "
+                       "handled an incident", incidents=d.incidents, escrows=e, new_addresses=new_addresses)
+
+
+def notice_text(*, title: str, opening: str, incidents: Iterable[Incident], escrows: Escrows,
+                new_addresses: Iterable[str]) -> str:
+    """The external-notice layout, shared by the run's report (``render_notice``) and a game day's live notice.
+
+    ``opening`` says when (``between A and B our agent handled an incident``, or, while it runs,
+    ``since A our agent has been handling an incident``); the lines below come from the escrow counts.
+    """
+    e = escrows
+    addresses = sorted(set(new_addresses))
+    ids = ", ".join(f"{i.incident_id} {i.severity}" for i in incidents) or "no incident reported"
     lines = [
-        f"### External notice: {d.scenario}",
+        f"### External notice: {title}",
         "",
         "To the counterparties of our escrows,",
         "",
-        f"between {fmt_wall(d.t0 or d.started_at)} and {fmt_wall(end)} our agent handled an incident "
-        f"({', '.join(f'{i.incident_id} {i.severity}' for i in d.incidents) or 'no incident reported'}).",
+        f"{opening} ({ids}).",
         "",
     ]
     if e.missed_deadlines or e.expired:
         lines.append(f"- {e.missed_deadlines} escrow deadline(s) were missed; {e.expired} escrow(s) expired unproven "
                      "and their funds are returned to you by the escrow contract.")
     if e.reassigned:
-        target = f" to {', '.join(new_addresses)}" if new_addresses else ""
+        target = f" to {', '.join(addresses)}" if addresses else ""
         lines.append(f"- {e.reassigned} open escrow(s) were reassigned{target} after the agent rotated its hot wallet; "
                      "please send new escrows to the new address.")
     lines += ["", "We will share the post-mortem once it is reviewed.", ""]

@@ -6,8 +6,10 @@ a random suffix), ``--drill-gate off|regression``, ``--drill-gate-factor F`` (de
 
 Each drill is collected from the teardown report, once the engine has stored its ``DrillResult``; its
 files (and its Allure steps and attachments when ``--alluredir`` is given) are written right away,
-the summary, README and history at the session's end. A secret found in any artifact, or a drill the
-regression gate rejects, fails the run.
+the summary, README and history at the session's end. A drill whose call was interrupted (Ctrl-C,
+SIGTERM, a game day's lever) has no teardown report: its fixtures are torn down as the session
+ends, and its record (status ``aborted``, the message naming the interrupt) is taken then. A secret
+found in any artifact, or a drill the regression gate rejects, fails the run.
 
 Under pytest-xdist (``-n N``) every worker runs its drills in a world of its own and writes their files
 into the one run directory (the controller hands its run id to the workers); the drill's record
@@ -75,6 +77,8 @@ class ReportSession:
 
 
 REPORT = pytest.StashKey[ReportSession]()
+#: when the item's setup began (clock.now()): its record's item_wall_s runs from here to its teardown
+_ITEM_START = pytest.StashKey[float]()
 
 
 def secret_registry(config: pytest.Config) -> SecretRegistry:
@@ -115,6 +119,7 @@ def _run_id() -> str:
 _RUN_ID_INPUT = "agent_drills_run_id"
 _STARTED_INPUT = "agent_drills_started_at"
 _PROBLEMS_OUTPUT = "agent_drills_problems"
+_COLLECTOR = "agent-drills-report-collector"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -138,7 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
         rs.started_at = float(workerinput[_STARTED_INPUT])
     config.stash[REPORT] = rs
     if not rs.worker:
-        config.pluginmanager.register(_Collector(rs), "agent-drills-report-collector")
+        config.pluginmanager.register(_Collector(rs), _COLLECTOR)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -197,17 +202,40 @@ def _fail_report(report: pytest.TestReport, text: str) -> None:
     report.longrepr = f"{previous}\n{text}".strip()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_ITEM_START] = clock.now()
+
+
+#: set on an item once its drill's record was taken (from its teardown report, or at the session's end)
+_TAKEN = pytest.StashKey[bool]()
+
+
 @pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     if call.when != "teardown":
         return
-    keys = _engine_keys()
-    if keys is None or keys[2] not in item.stash or REPORT not in item.config.stash:
-        return
-    rs = item.config.stash[REPORT]
     report: pytest.TestReport = outcome.get_result()
+    taken = _take_record(item, lambda text: _fail_report(report, text))
+    for name, value in (taken or {}).items():
+        setattr(report, name, value)
+
+
+def _take_record(item: pytest.Item, fail: Any, *, allure: bool = True) -> dict[str, Any] | None:
+    """Write the drill's own files and return what travels on its teardown report (``drill_record``, ...).
+
+    None when the item has no drill record, or when writing it went wrong (``fail(text)`` is told).
+    ``allure=False``: the test's Allure result is gone (an interrupted session), so no steps are added to it.
+    """
+    keys = _engine_keys()
+    if keys is None or keys[2] not in item.stash or REPORT not in item.config.stash or item.stash.get(_TAKEN, False):
+        return None
+    item.stash[_TAKEN] = True
+    rs = item.config.stash[REPORT]
     result, record = item.stash[keys[1]], item.stash[keys[2]]
+    if _ITEM_START in item.stash:
+        record = record.with_(item_wall_s=round(clock.now() - item.stash[_ITEM_START], 3))
     _register_secrets(rs, item, keys[0])
     try:
         if rs.gate.mode == "regression" and record.status == "passed":
@@ -217,12 +245,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if verdict.regressed:
                 record = record.with_(status="failed", failure_category="regression",
                                       failure_message=f"regression gate: {verdict.message}")
-                _fail_report(report, f"drill regression gate: {verdict.message}")
+                fail(f"drill regression gate: {verdict.message}")
         writer = rs.get_writer()
         leaks_before = len(writer.leaks)
         out = writer.write_drill(record, _read_output(getattr(result, "agent_output", None)))
         record = record.with_(agent_log=out["agent_log"])
-        if getattr(item.config.option, "allure_report_dir", None):
+        if allure and getattr(item.config.option, "allure_report_dir", None):
             from harness.report.allure import decorate_test
 
             try:
@@ -230,24 +258,41 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             except SecretLeak as leak:
                 writer.leaks.append(leak)
         for leak in writer.leaks[leaks_before:]:
-            _fail_report(report, f"drill report: {leak}")
+            fail(f"drill report: {leak}")
         # The record leaves this process as JSON; it is checked for the keys only this process knows.
         payload = json.dumps(record.to_json(), default=str)
         rs.registry.check(payload, f"{rs.run_id}/summary.json ({item.nodeid})")
     except DrillsError as exc:
         rs.problems.append(f"{item.nodeid}: {exc}")
-        _fail_report(report, f"drill report: {exc}")
-        return
+        fail(f"drill report: {exc}")
+        return None
     rs.raw.append(result)
-    report.drill_record = payload  # type: ignore[attr-defined]
-    report.drill_files = list(out["files"])  # type: ignore[attr-defined]
-    report.drill_index = _collected_at(item, len(rs.raw))  # type: ignore[attr-defined]
-    report.drill_facts = {  # type: ignore[attr-defined]
-        "chain_backend": getattr(result, "chain_backend", None),
-        "agent_command": list(getattr(result, "agent_cmd", ()) or ()),
-        "agent_runtime": dict(getattr(result, "agent_runtime", None) or {"kind": "process", "image": None}),
-        "budget_scale": float(getattr(result, "budget_scale", 1.0) or 1.0),
+    return {
+        "drill_record": payload, "drill_files": list(out["files"]), "drill_index": _collected_at(item, len(rs.raw)),
+        "drill_facts": {
+            "chain_backend": getattr(result, "chain_backend", None),
+            "agent_command": list(getattr(result, "agent_cmd", ()) or ()),
+            "agent_runtime": dict(getattr(result, "agent_runtime", None) or {"kind": "process", "image": None}),
+            "budget_scale": float(getattr(result, "budget_scale", 1.0) or 1.0),
+        },
     }
+
+
+def _take_interrupted(session: pytest.Session, rs: ReportSession) -> None:
+    """Records of drills whose call was interrupted (Ctrl-C, SIGTERM, a game day's lever).
+
+    pytest ends an interrupted session without the test's teardown report; the fixtures are torn
+    down as the session finishes (which is when the engine builds the drill's record), so the record
+    is taken here, after that teardown, and joins the run as any other.
+    """
+    collector = session.config.pluginmanager.get_plugin(_COLLECTOR)
+    if collector is None:
+        return
+    rs.get_writer().pictures = False  # whoever interrupted is waiting: the record first, no charts
+    for item in session.items:
+        taken = _take_record(item, lambda text, item=item: rs.problems.append(f"{item.nodeid}: {text}"), allure=False)
+        if taken is not None:
+            collector.take(item.nodeid, **taken)
 
 
 class _Collector:
@@ -260,17 +305,22 @@ class _Collector:
         payload = getattr(report, "drill_record", None)
         if payload is None or report.when != "teardown":
             return
+        self.take(report.nodeid, payload, getattr(report, "drill_files", ()), getattr(report, "drill_index", None),
+                  getattr(report, "drill_facts", None))
+
+    def take(self, nodeid: str, drill_record: str, drill_files: Any = (), drill_index: int | None = None,
+             drill_facts: dict[str, Any] | None = None) -> None:
         rs = self.rs
         try:
-            record = DrillRecord.from_json(json.loads(payload))
+            record = DrillRecord.from_json(json.loads(drill_record))
         except (ValueError, RecordError) as exc:
-            rs.problems.append(f"{report.nodeid}: its record could not be read back ({exc})")
+            rs.problems.append(f"{nodeid}: its record could not be read back ({exc})")
             return
         rs.records.append(record)
-        rs.order[record.name] = int(getattr(report, "drill_index", len(rs.records)))
-        rs.files[record.name] = list(getattr(report, "drill_files", ()))
+        rs.order[record.name] = int(drill_index if drill_index is not None else len(rs.records))
+        rs.files[record.name] = list(drill_files or ())
         if rs.facts is None:
-            rs.facts = dict(getattr(report, "drill_facts", None) or {})
+            rs.facts = dict(drill_facts or {})
 
 
 def _collected_at(item: pytest.Item, default: int) -> int:
@@ -321,11 +371,14 @@ def _finish_worker(session: pytest.Session, rs: ReportSession) -> None:
         workeroutput[_PROBLEMS_OUTPUT] = problems
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own, which tears down what an interrupted session left set up
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     rs = session.config.stash.get(REPORT, None)
     if rs is not None and rs.worker:
         _finish_worker(session, rs)
         return
+    if rs is not None and session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        _take_interrupted(session, rs)
     if rs is None or not rs.records:
         return
     writer = rs.get_writer()

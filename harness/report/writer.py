@@ -13,6 +13,8 @@ Layout of a run directory::
     logs/<drill>.agent.log           the agent's output, keys replaced by [REDACTED]
 
 Every file goes through the secret scanner; a refused file is left out and recorded in ``leaks``.
+A writer with ``pictures=False`` draws no charts: a run interrupted by Ctrl-C or a game day's lever
+has a second or so before it is killed, and the record and README come first.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class RunWriter:
         self.files: dict[str, list[str]] = {}
         self.leaks: list[SecretLeak] = []
         self.written: list[Path] = []
+        #: draw the timeline and trend charts (False: an interrupted run, short of time)
+        self.pictures = True
 
     @property
     def history_path(self) -> Path:
@@ -64,7 +68,7 @@ class RunWriter:
         """Write a drill's own files; returns {"files": [...], "chart_png": bytes|None, "agent_log": str|None}."""
         s = slug(d.name)
         files: list[str] = []
-        pictures = charts.timeline_chart(d)
+        pictures = charts.timeline_chart(d) if self.pictures else {}
         for fmt, data in pictures.items():
             rel = self.binary(f"charts/{s}.timeline.{fmt}", data)
             if rel:
@@ -98,7 +102,7 @@ class RunWriter:
         document = run.to_json()
         validate_summary(document)
         self.text("summary.json", json.dumps(document, indent=2, default=str) + "\n")
-        for d in run.drills:
+        for d in run.drills if self.pictures else ():
             entries = [e for e in past if e.get("name") == d.name][-history.WINDOW + 1:]
             entries.append(history.history_entry(run, d))
             for fmt, data in charts.trend_chart(d.scenario, entries).items():

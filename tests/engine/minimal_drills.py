@@ -12,7 +12,10 @@ import signal
 
 import pytest
 
+from harness.drill.api import MISTYPED_TOKEN_DUTY
+from harness.drill.playbook_predicates import attempts_reported, config_intact
 from harness.drill.predicates import failed_over, no_nonce_gap, proofs_landing, restarted
+from harness.faults.auth import AuthAttack, MistypedToken
 from harness.faults.base import Fault
 from harness.faults.network import Latency, Outage
 
@@ -107,6 +110,23 @@ def test_unresolved_latency_incident_is_escalated_to_sev2(drill):
     drill.inject(Latency("all", latency_ms=500))
     drill.expect_detection("latency_degraded", severity="SEV-3", within=10)  # it polls slowly
     drill.expect_escalation("SEV-2", after=8.0)
+
+
+@pytest.mark.drill(playbook="unauthorized-access", incident="auth_failures", family="auth")
+def test_single_mistyped_token_is_no_attack(drill):
+    drill.steady_state()
+    typo = drill.inject(MistypedToken())
+    drill.pause(1.0)
+    status = typo.probe(drill.ctx.operator_token)
+    drill.expect_no_overreaction(hold=4.0, proofs=1, duty=MISTYPED_TOKEN_DUTY)
+    assert status == 200, f"the right token after a typo was answered HTTP {status}"
+
+
+@pytest.mark.drill(playbook="unauthorized-access", incident="auth_failures", family="auth")
+def test_attack_reported_with_its_attempts_and_configuration_verified(drill):
+    drill.steady_state()
+    attack = drill.inject(AuthAttack(rate=10))
+    drill.wait_until(attempts_reported(attack), config_intact(), within=4.0)
 
 
 @pytest.mark.drill(playbook="interrupt", family="none")

@@ -3,8 +3,8 @@
 pytest runs tests/engine/minimal_drills.py in a subprocess (the way a user runs drills) and this
 test reads its outcome lines and the drill results it wrote. The minimal agent implements steady
 work, crash and latency reporting only, so it must pass those drills (and the one-second blip,
-which it only retries) and fail the failover and escalation drills with a message that says what
-was missing.
+which it only retries, and a single mistyped token, which it only answers 401) and fail the
+failover, escalation and authorisation-attack drills with a message that says what was missing.
 """
 
 from __future__ import annotations
@@ -83,3 +83,28 @@ def test_minimal_agent_rides_out_a_blip_and_fails_the_escalation_duty(tmp_path: 
     by_name = {r["scenario"]: r for r in results}
     assert by_name["test_unresolved_latency_incident_is_escalated_to_sev2"]["category"] == "wrong_severity"
     assert by_name["test_one_second_rpc_blip_is_no_incident"]["status"] == "passed"
+
+
+@pytest.mark.slow
+def test_minimal_agent_lets_a_typo_pass_and_fails_the_attack_duties_naming_them(tmp_path: Path, chain_backend: str) -> None:
+    """It has no rate limit, so a typo is no attack to it (it passes), but after an attack it reports
+    no attempts and has no configuration hash: the drill names both duties and their sections."""
+    proc, results = run_drills(tmp_path, chain_backend, "mistyped_token", "configuration_verified")
+    out = proc.stdout
+    assert "PASSED tests/engine/minimal_drills.py::test_single_mistyped_token_is_no_attack" in out, out
+    assert (
+        "FAILED tests/engine/minimal_drills.py::test_attack_reported_with_its_attempts_and_configuration_verified - "
+        "harness.errors.ContainmentFailed: the auth_failures event did not carry the attempts the harness made "
+        "(contract 1.1, section 3:"
+    ) in out, out
+    by_name = {r["scenario"]: r for r in results}
+    assert by_name["test_single_mistyped_token_is_no_attack"]["status"] == "passed"
+    attack = by_name["test_attack_reported_with_its_attempts_and_configuration_verified"]
+    assert attack["category"] == "late_containment"
+    assert attack["message"] == (
+        "the auth_failures event did not carry the attempts the harness made (contract 1.1, section 3: details.source, "
+        "details.failed_attempts and details.window_s of the failed authorisations) within 4.0 s (no auth_failures "
+        "alert since the injection); the agent did not show its configuration intact (contract 1.1, section 4: after "
+        "an authorisation attack /health's config_sha256 must be the SHA-256 of the configuration the harness wrote) "
+        "within 4.0 s (/health has no config_sha256)"
+    )

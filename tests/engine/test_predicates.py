@@ -192,7 +192,8 @@ def test_every_predicate_says_whether_it_is_evidence_or_a_claim() -> None:
 
     from harness.drill import playbook_predicates, predicates
 
-    claims = {"in_mode", "healthy", "using_endpoint", "not_halted", "new_address_announced"}
+    claims = {"in_mode", "healthy", "using_endpoint", "not_halted", "new_address_announced", "attempts_reported",
+              "config_intact"}
     seen = set()
     for module in (predicates, playbook_predicates):
         for name, cls in vars(module).items():

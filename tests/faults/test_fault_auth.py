@@ -74,6 +74,7 @@ class _Ctx:
     def __init__(self, url: str) -> None:
         self.timeline = Timeline()
         self.control_url = url
+        self.operator_token = TOKEN
 
 
 def test_auth_attack_comes_from_its_own_source_and_records_401_then_429(api, until):
@@ -92,6 +93,7 @@ def test_auth_attack_comes_from_its_own_source_and_records_401_then_429(api, unt
     assert status == 200 and api.executed == [("127.0.0.1", "/operator/resume")]
     # The attacker's source stays refused even with the right token.
     assert attack.probe(TOKEN) == 429
+    assert ctx.timeline.events("auth.probe")[-1].data["right_token"] is True  # the right token, refused
 
 
 def test_auth_attack_records_an_unreachable_api_as_an_error(until):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.faults._chainops import GWEI, MiningState, send_signed, wait_receipt
 from harness.faults.gas import GasSpike
 
@@ -60,3 +62,24 @@ def test_gas_spike_can_climb_and_squeeze_the_gas_limit(ctx, until):
 def test_gas_spike_rejects_bad_parameters(kw):
     with pytest.raises(ConfigError):
         GasSpike(**kw)
+
+
+def test_a_paced_spike_mines_its_blocks_time_scale_times_slower(ctx, until):
+    # A real-time drill (--drill-time-scale) stretches the fault's own clock: at scale 3 a spike of
+    # 0.2 s blocks mines one every 0.6 s, measured on the blocks' arrival, and it cannot be paced twice.
+    chain = ctx.chain
+    spike = ctx.arm(GasSpike(base_fee_gwei=40, block_time=0.2)).pace(3.0)
+    assert spike.block_time == pytest.approx(0.6)
+    spike.inject()
+    start = chain.block_number()
+    seen: dict[int, float] = {}
+
+    def three_blocks() -> bool:
+        seen.setdefault(chain.block_number(), time.monotonic())
+        return chain.block_number() >= start + 3
+
+    until(three_blocks, 10, "three spiked blocks")
+    gaps = [seen[n + 1] - seen[n] for n in range(start + 1, start + 3) if n in seen and n + 1 in seen]
+    assert gaps and min(gaps) >= 0.45, f"blocks came every {gaps} s, not every 0.6 s"
+    with pytest.raises(HarnessError, match="paced after it was injected"):
+        spike.pace(2.0)

@@ -140,6 +140,15 @@ def test_the_lever_stops_a_game_day_mid_fault_within_two_seconds_leaving_nothing
     # the inner run's own teardown ran: its log says it was interrupted, not killed
     log = next((out / "items").glob("01-*.log")).read_text()
     assert "KeyboardInterrupt" in log or "Interrupted" in log, log[-2000:]
+    # ... and the stopped drill left its record, saying the lever stopped it
+    assert events.index(next(e for e in events if e["event"] == "lever")) < events.index(ends[0])
+    run_dir = Path(ends[0]["run_dir"])
+    drill = json.loads((run_dir / "summary.json").read_text())["drills"][0]
+    assert (drill["status"], drill["failure_category"]) == ("aborted", "aborted")
+    assert drill["failure_message"] == f"interrupted: stopped by the game day's lever (lever file {tmp_path / 'LEVER'})"
+    assert drill["t0"] is not None and drill["mttd_s"] > 0  # what was measured before the stop is kept
+    assert "stopped by the game day's lever" in (run_dir / "README.md").read_text()
+    assert ends[0]["mttd_s"] == drill["mttd_s"] and ends[0]["failure_category"] == "aborted"
 
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -358,3 +367,60 @@ def test_sigusr1_pauses_between_items_and_resumes(tmp_path: Path) -> None:
     seq = events()
     assert seq.index("item.end 1") < seq.index("resume") < seq.index("item.start 2"), seq
     assert seq.count("pause") == 1 and seq[-1] == "gameday.end"
+
+
+@pytest.mark.slow
+def test_the_p_key_pauses_between_items_and_resumes(tmp_path: Path) -> None:
+    """On the terminal, as a person would: `p` during item 1 holds item 2 until `p` again."""
+    plan = tmp_path / "gameday.toml"
+    plan.write_text(textwrap.dedent("""
+        name = "pause-key"
+        owner = "alice"
+        drills = ["test_primary_rpc_down_fails_over_to_backup", "test_primary_rpc_down_detected_within_budget"]
+        history_dir = "history"
+        [pacing]
+        gap = "1s"
+    """) + AGENT)
+    out = tmp_path / "out"
+    master, slave = pty.openpty()
+    proc = _gameday(str(plan), "--out", str(out), cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave,
+                    env={"COLUMNS": "200", "TERM": "xterm"})
+    os.close(slave)
+    seen: list[str] = []
+
+    def events() -> list[str]:
+        path = out / "journal.jsonl"
+        return [f"{e['event']} {e.get('item', '')}".strip() for e in read_journal(path)] if path.exists() else []
+
+    def wait_for(name: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while name not in events():
+            assert proc.poll() is None and time.monotonic() < deadline, f"no {name!r} in {events()}: {_text(seen)[-2000:]}"
+            _drain(master, seen)
+
+    try:
+        wait_for("item.start 1")
+        os.write(master, b"p")  # pressed during item 1: the game day holds after it
+        wait_for("pause")
+        assert "item.end 1" not in events()
+        wait_for("item.end 1")
+        held = time.monotonic() + 3  # longer than the gap: still held
+        while time.monotonic() < held:
+            _drain(master, seen)
+        assert "item.start 2" not in events()
+        assert "PAUSED between items: p or SIGUSR1 resumes" in _text(seen)
+        os.write(master, b"p")
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            _drain(master, seen)
+        _drain(master, seen)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+        os.close(master)
+    assert proc.returncode in (0, 1), _text(seen)[-3000:]
+    seq = events()
+    assert seq.index("pause") < seq.index("item.end 1") < seq.index("resume") < seq.index("item.start 2"), seq
+    assert seq.count("pause") == seq.count("resume") == 1 and seq[-1] == "gameday.end"
+    assert "resumed" in _text(seen)

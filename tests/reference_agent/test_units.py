@@ -346,7 +346,7 @@ def test_endpoint_on_the_wrong_chain_or_erroring_is_unhealthy() -> None:
 class _Target:
     def __init__(self) -> None:
         self.halts = 0
-        self.attacks: list[list[str]] = []
+        self.attacks: list[tuple[str, int]] = []
 
     def health(self) -> dict[str, object]:
         return {"status": "ok"}
@@ -360,8 +360,8 @@ class _Target:
     def operator_resume(self) -> None:
         pass
 
-    def auth_attack(self, sources: list[str], failures: int) -> None:
-        self.attacks.append(sources)
+    def auth_attack(self, source: str, failures: int) -> None:
+        self.attacks.append((source, failures))
 
 
 async def _post(session: aiohttp.ClientSession, url: str, token: str | None, source: str = "127.0.0.1") -> int:
@@ -383,7 +383,7 @@ def test_bad_tokens_get_401_then_the_source_is_blocked_with_429() -> None:
             async with aiohttp.ClientSession() as s:
                 codes = [await _post(s, url, "wrong", "127.0.0.2") for _ in range(4)] + [await _post(s, url, None, "127.0.0.2")]
                 assert codes == [401, 401, 401, 401, 429]
-                assert target.halts == 0 and target.attacks == [["127.0.0.2"]]
+                assert target.halts == 0 and target.attacks == [("127.0.0.2", 5)]  # the source and the failures that blocked it
                 assert await _post(s, url, "right-token", "127.0.0.2") == 429  # blocked even with the token
                 assert await _post(s, url, "right-token", "127.0.0.1") == 200  # another source is not
                 assert target.halts == 1
@@ -414,6 +414,47 @@ def test_no_rate_limit_defect_never_blocks() -> None:
             await server.stop()
 
     asyncio.run(scenario())
+
+
+def test_one_wrong_token_is_no_attack_but_the_blocks_first_failure_defect_blocks() -> None:
+    """The sound limiter answers a single typo 401 and serves the right token after it; with
+    max_failures=1 (the blocks_first_failure defect) the typo blocks its source at once."""
+    async def scenario(max_failures: int) -> tuple[list[int], list[tuple[str, int]]]:
+        target = _Target()
+        port = free_port()
+        server = ControlServer(target, token="t", host="127.0.0.1", port=port,
+                               limiter=RateLimiter(window=10, max_failures=max_failures, block=60))
+        await server.start()
+        try:
+            async with aiohttp.ClientSession() as s:
+                url = f"http://127.0.0.1:{port}/operator/resume"
+                return [await _post(s, url, "typo", "127.0.0.3"), await _post(s, url, "t", "127.0.0.3")], target.attacks
+        finally:
+            await server.stop()
+
+    assert asyncio.run(scenario(5)) == ([401, 200], [])
+    assert asyncio.run(scenario(1)) == ([429, 429], [("127.0.0.3", 1)])
+
+
+def test_config_hash_is_the_harness_s_own(tmp_path: Path) -> None:
+    """The agent's /health hash and the harness's, both written from docs/contract.md section 4, agree;
+    the wrong_config_hash defect's (the file left out) does not, nor does one after the file changed."""
+    from harness.drill.world import CONFIG_VARIABLES as HARNESS_VARIABLES
+    from harness.drill.world import config_sha256 as harness_hash
+    from reference_agent.config import CONFIG_VARIABLES, config_sha256
+
+    contracts = tmp_path / "contracts.json"
+    contracts.write_text('{"token": "0x1", "escrow": "0x2"}')
+    env = {name: f"value of {name}" for name in CONFIG_VARIABLES} | {"AGENT_CONTRACTS": str(contracts),
+                                                                     "AGENT_OPERATOR_TOKEN": "secret"}
+    assert CONFIG_VARIABLES == HARNESS_VARIABLES
+    assert "AGENT_OPERATOR_TOKEN" not in CONFIG_VARIABLES  # /health answers anyone: no hash over the token
+    expected = harness_hash(env)
+    assert config_sha256(env) == expected and len(expected) == 64
+    assert config_sha256(env | {"AGENT_OPERATOR_TOKEN": "other"}) == expected
+    assert config_sha256(env, files=False) != expected
+    contracts.write_text('{"token": "0x1", "escrow": "0x3"}')
+    assert config_sha256(env) != expected
 
 
 def test_incident_route_validates_its_body() -> None:

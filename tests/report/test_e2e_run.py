@@ -136,8 +136,8 @@ def test_allure_results_carry_labels_steps_attachments_and_extras(run: Run) -> N
     detect = [s for s in failover["steps"] if s["name"].startswith("detect")][0]
     assert detect["status"] == "failed" and "no rpc_failure alert" in detect["statusDetails"]["message"]
     categories = json.loads((run.results / "categories.json").read_text())
-    assert [c["name"] for c in categories] == ["missed detection", "late containment", "no recovery", "invariant broken",
-                                               "regression", "harness error"]
+    assert [c["name"] for c in categories] == ["missed detection", "wrong severity", "late containment", "over-reaction",
+                                               "no recovery", "invariant broken", "regression", "harness error"]
     env = (run.results / "environment.properties").read_text()
     assert f"run_id={RUN_ID}" in env and "gate=regression" in env
 

@@ -6,8 +6,11 @@ import re
 
 from drilldata import NEW, rpc_down, wallet_compromise
 
-from harness.record.build import record_from_result
-from harness.report.markdown import render_notice, render_postmortem, render_readme, render_status_update
+from harness.observe.timeline import Event
+from harness.record.build import incidents_so_far, record_from_result
+from harness.report.markdown import (
+    impact_text, render_notice, render_postmortem, render_readme, render_status_update, status_update_text,
+)
 from harness.record.model import RunRecord
 
 STATUS_FIELDS = ["Incident ID", "Severity", "Status", "Started", "Summary", "Impact", "Actions taken", "Next steps", "ETA"]
@@ -40,6 +43,27 @@ def test_an_unresolved_incident_says_so_in_next_steps_and_eta() -> None:
     assert "- **Status:** contained" in text
     assert "Incident still contained when the drill ended; The damage was not contained in time" in text
     assert "- **ETA:** unknown: not resolved" in text
+
+
+def test_a_status_update_while_the_drill_runs_has_the_layout_of_the_report() -> None:
+    """The game day's live status update and the report's are one layout, fed the incident so far."""
+    result = wallet_compromise()
+    d = record_from_result(result)
+    events = [Event(t=e["t"], wall=e["wall"], kind=e["kind"], source=e["source"], data=e["data"]) for e in result.timeline]
+    alerts = [e for e in events if e.kind == "alert"]
+    # the incident as a live feed sees it once the last alert arrived is the record's incident
+    assert incidents_so_far(events, result.t0) == d.incidents
+    # and before it was resolved: open, with the caller's words for what comes next
+    so_far = incidents_so_far([e for e in events if e.t <= alerts[1].t], result.t0)
+    live = status_update_text(so_far[0], base="t0", impact=impact_text(funds=None, escrows=d.escrows, restarts=0),
+                              response_target_s=300.0, next_steps_open="Keep watching.", eta_open="open")
+    ended = render_status_update(d, d.incidents[0])
+    field = re.compile(r"^- \*\*(.+?):\*\* (.*)$", re.M)
+    assert [k for k, _ in field.findall(live)] == [k for k, _ in field.findall(ended)] == STATUS_FIELDS
+    assert "- **Status:** contained" in live and "- **ETA:** open" in live and "- **Next steps:** Keep watching." in live
+    assert "- **Impact:** funds not read yet (the harness reads them on chain when the drill ends); 1 of 3 escrows" in live
+    same = [line for line in live.splitlines() if line.startswith(("- **Incident ID", "- **Severity", "- **Started"))]
+    assert same and all(line in ended for line in same)
 
 
 def test_the_postmortem_follows_the_template_and_turns_failed_checks_into_action_items() -> None:

@@ -107,6 +107,9 @@ def test_one_process_and_two_workers_give_the_same_report(runs: Runs) -> None:
     assert [e["name"] for e in written] == NAMES
     assert {e["run_id"] for e in written} == {"two-workers"}
     assert all(e["wall_s"] > 0 for e in written)
+    # the weight is the item's own wall time, setup to teardown: at least the drill it holds
+    records = {d["name"]: d for d in runs.summary("xdist", "two-workers")["drills"]}
+    assert all(e["wall_s"] == records[e["name"]]["item_wall_s"] >= records[e["name"]]["duration_s"] for e in written)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ test_parallel_run.py; here the split's properties and the merge's checks, on rec
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_every_drill_is_in_exactly_one_part_and_the_parts_are_even(drills: dict[
     flat = [n for part in parts for n in part]
     assert sorted(flat) == sorted(names)  # none lost, none twice
     assert split(list(reversed(names)), dict(weights), count) == parts  # the order they were collected in is irrelevant
-    default = sorted(weights.values())[len(weights) // 2] if weights else 1.0
+    default = statistics.median(weights.values()) if weights else 1.0  # as split() weighs an unknown drill
     w = {n: weights.get(n, default) for n in names}
     totals = [sum(w[n] for n in part) for part in parts]
     if names:
@@ -71,6 +72,9 @@ def test_history_entries_carry_the_wall_time() -> None:
     d = DrillRecord(name="t.py::test_x", status="passed", started_at=1.0, duration_s=3.5, harness_overhead_s=0.25)
     run = RunRecord(run_id="r", started_at=1.0, ended_at=5.0, chain_backend="pyevm", drills=(d,))
     assert history.history_entry(run, d)["wall_s"] == 3.75
+    # measured around the whole test item (a search: all its examples), it is the weight instead
+    searched = d.with_(item_wall_s=120.5)
+    assert history.history_entry(run, searched)["wall_s"] == 120.5
 
 
 @pytest.mark.parametrize("text, message", [
