@@ -41,8 +41,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "proofs_landing", "replaced_with_fee_bump", "restarted", "reverts_at_most", "sends_on", "silent_while",
         "swept_to_cold_wallet", "traffic_on",
     ),
-    "harness.drill.playbook_predicates": ("attacker_blocked", "attempts_reported", "config_intact", "dropped_txs_resent",
-                                          "no_work_lost", "not_halted", "reorged_proofs_redone", "using_endpoint"),
+    "harness.drill.playbook_predicates": ("attacker_blocked", "attempts_reported", "collided_nonce_settled", "config_intact",
+                                          "dropped_txs_resent", "no_work_lost", "not_halted", "reorged_proofs_redone",
+                                          "stuck_nonce_cancelled", "using_endpoint"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

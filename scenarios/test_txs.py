@@ -5,15 +5,17 @@ removes it. Detect: ``stuck_transactions`` (a hash the node no longer knows). Co
 signed transaction, or a replacement, sent again and mined. Recover: proofs on time again.
 
 Nonce taken: a transaction signed with the agent's key takes its next nonce. Detect:
-``nonce_conflict``. Contain: the nonce re-read from the chain, nothing queued behind a gap, proofs
-landing. Recover: steady state.
+``nonce_conflict``. Contain, on chain: the nonce re-read (the agent's next transaction mined past
+the taken nonce) or the conflicting transaction cancelled (the agent's zero-value self-transfer
+mined at that nonce), as the guide allows; nothing queued behind a gap, proofs landing. Recover:
+steady state.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from harness.drill.playbook_predicates import dropped_txs_resent
+from harness.drill.playbook_predicates import collided_nonce_settled, dropped_txs_resent
 from harness.drill.predicates import no_nonce_gap, pending_queue_drained, proofs_landing
 from harness.faults.txs import DroppedTransaction, NonceCollision
 
@@ -32,8 +34,8 @@ def test_dropped_transaction_rebroadcast_and_proofs_resume(drill):
 @pytest.mark.drill(playbook="stuck-transactions", incident="nonce_conflict", family="txs")
 def test_nonce_collision_is_detected_and_nonce_resynced(drill):
     drill.steady_state()
-    drill.inject(NonceCollision())
+    collision = drill.inject(NonceCollision())
     drill.expect_detection("nonce_conflict", severity="SEV-3")
-    drill.expect_containment(no_nonce_gap(), pending_queue_drained(), proofs_landing(1))
+    drill.expect_containment(collided_nonce_settled(collision), no_nonce_gap(), pending_queue_drained(), proofs_landing(1))
     drill.expect_recovery()
     drill.verify()

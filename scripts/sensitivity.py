@@ -61,6 +61,7 @@ DEFAULT_AIMS: dict[str, tuple[str, ...]] = {
     "blocks_first_failure": ("test_single_mistyped_token_is_no_attack",),
     "wrong_config_hash": ("test_bad_operator_tokens_block_the_source",),
     "no_attempt_details": ("test_bad_operator_tokens_block_the_source",),
+    "never_cancels": ("test_gas_spike_past_fee_cap_stuck_transactions_cancelled",),
 }
 
 #: defects that touch every drill (the key in every output, every detection slow): no unrelated
@@ -274,15 +275,27 @@ def control_for(defect: str, aimed: Sequence[str]) -> str:
 
 
 def run(defects: Mapping[str, Sequence[str]], *, chain: str | None, extra: Sequence[str], timeout: float,
-        echo: bool = True) -> list[Row]:
-    rows = []
-    for defect, aimed in defects.items():
+        echo: bool = True, workers: int = 1) -> list[Row]:
+    """One row per defect, in the order given; ``workers`` defects' pytest runs at a time.
+
+    Each run is its own world (its chain, proxies, agent and ports, as under pytest-xdist), so
+    they may overlap; the drills wait on the agent far more than they use the CPU.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers < 1:
+        raise ValueError(f"workers must be 1 or more, got {workers}")
+
+    def one(defect: str) -> Row:
+        aimed = defects[defect]
         control = None if defect in GLOBAL_DEFECTS else control_for(defect, aimed)
         row = run_defect(defect, aimed, control, chain=chain, extra=extra, timeout=timeout)
-        rows.append(row)
         if echo:
             print(f"{defect}: {'ok' if row.ok else 'NOT OK'} ({row.seconds:.0f} s)", flush=True)
-    return rows
+        return row
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, defects))
 
 
 @dataclass(frozen=True)
@@ -336,9 +349,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--chain", choices=("pyevm", "anvil"), default=None, help="chain backend (default: the project's)")
     p.add_argument("--defects", default=None, help="comma-separated defects (default: all)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per defect's pytest run")
+    p.add_argument("--workers", type=int, default=1, help="defects run at a time, each in its own world (default 1)")
     args = p.parse_args(argv)
+    if args.workers < 1:
+        p.error(f"--workers must be 1 or more, got {args.workers}")
     chosen = aims(args.defects.split(",") if args.defects else None)
-    rows = run(chosen, chain=args.chain, extra=extra, timeout=args.timeout)
+    rows = run(chosen, chain=args.chain, extra=extra, timeout=args.timeout, workers=args.workers)
     print()
     print(table(rows))
     print()

@@ -359,7 +359,9 @@ def _recovery(d: Mapping[str, Any], h: _History) -> Judgement | None:
     replay = _Replay(h)
     start = max(_recovery_start(h, horizon), 0.0)
     replay.advance(start)
-    band = latency_band(replay.escrows.values(), replay.agent_set(), t_start=t_start, t0=0.0)
+    scaled = h.first("drill.time_scale")  # a real-time drill widened the band's floor with its time scale
+    band = latency_band(replay.escrows.values(), replay.agent_set(), t_start=t_start, t0=0.0,
+                        time_scale=_num((scaled[1] if scaled else {}).get("scale")) or 1.0)
     # The live wait re-evaluated on every event and at least every 0.1 s until its deadline; so does this.
     times = sorted({start, *(t for t, _k, _e in h.events if start < t <= within),
                     *(start + _WAIT_POLL_S * i for i in range(1, int(max(0.0, within - start) / _WAIT_POLL_S) + 1))})

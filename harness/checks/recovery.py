@@ -47,22 +47,29 @@ class Band:
 
     seconds: float
     samples: tuple[float, ...]  # the steady-state latencies it was measured from
+    floor: float = BAND_FLOOR_S  # BAND_FLOOR_S times the drill's time scale
 
     def to_json(self) -> dict[str, object]:
         return {"seconds": round(self.seconds, 3), "samples": [round(x, 3) for x in self.samples],
                 "median": round(median(self.samples), 3) if self.samples else None,
-                "rule": f"max({BAND_FLOOR_S:g} s, {BAND_FACTOR:g} x the slowest steady-state proof)"}
+                "rule": f"max({self.floor:g} s, {BAND_FACTOR:g} x the slowest steady-state proof)"}
 
 
-def latency_band(escrows: Iterable[EscrowLike], agents: set[str], *, t_start: float, t0: float) -> Band:
-    """The band from the escrows opened and proven between the drill's start and the injection."""
+def latency_band(escrows: Iterable[EscrowLike], agents: set[str], *, t_start: float, t0: float,
+                 time_scale: float = 1.0) -> Band:
+    """The band from the escrows opened and proven between the drill's start and the injection.
+
+    At a time scale F (a real-time drill, ``--drill-time-scale``) the floor is F times wider: an
+    agent on its real intervals ticks seconds apart, and the two or three steady-state proofs a
+    slow workload gives are too few to show how far apart."""
     lows = {a.lower() for a in agents}
     samples = tuple(sorted(
         e.proven_t - e.opened_t for e in escrows
         if e.agent.lower() in lows and e.proven_t is not None and t_start <= e.opened_t and e.proven_t <= t0
     ))
     slowest = max(samples, default=0.0)
-    return Band(max(BAND_FLOOR_S, BAND_FACTOR * slowest), samples)
+    floor = BAND_FLOOR_S * time_scale
+    return Band(max(floor, BAND_FACTOR * slowest), samples, floor)
 
 
 @dataclass(frozen=True)

@@ -592,7 +592,8 @@ class Drill:
             raise UsageError(f"expect_recovery(proofs=...) must be at least 1, got {need}")
         w = self.ctx.watcher
         since = self.last_heal_t or t0
-        band = latency_band(w.escrows.values(), set(self.ctx.agent_addresses), t_start=self.t_start, t0=t0)
+        band = latency_band(w.escrows.values(), set(self.ctx.agent_addresses), t_start=self.t_start, t0=t0,
+                            time_scale=self.time_scale)
         last: list[Recovery] = []
 
         def check() -> tuple[bool, str]:

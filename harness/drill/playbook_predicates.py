@@ -15,11 +15,13 @@ from harness.errors import HarnessError, NothingTested
 __all__ = [
     "attacker_blocked",
     "attempts_reported",
+    "collided_nonce_settled",
     "config_intact",
     "dropped_txs_resent",
     "no_work_lost",
     "not_halted",
     "reorged_proofs_redone",
+    "stuck_nonce_cancelled",
     "using_endpoint",
 ]
 
@@ -93,6 +95,73 @@ class dropped_txs_resent(Predicate):
                 continue  # a replacement (or the same bytes) took the nonce
             missing.append(f"nonce {d['nonce']}")
         return Seen(not missing, f"{len(dropped)} dropped, not yet resent and mined: {', '.join(missing) or 'none'}")
+
+
+class stuck_nonce_cancelled(Predicate):
+    """The long-term step of the stuck-transactions playbook, on chain: a zero-value transfer from
+    the agent to itself mined since injection at a nonce where another transaction of the agent
+    had waited in the pool (the stuck one, cancelled), and every nonce at which an agent
+    transaction waited since injection now used on chain (the queue behind it mined, no gap)."""
+
+    evidence = True
+    name = "stuck transaction cancelled and the queue behind it mined"
+    failure = ("no stuck transaction cancelled (the duty of contract 1.1, section 2, 'The fee cap': a "
+               "zero-value self-transfer at the stuck nonce once the base fee is above AGENT_FEE_CAP_WEI)")
+
+    def __call__(self, probe: Probe) -> Seen:
+        ctx, watcher = probe.ctx, probe.watcher
+        mined = [tx for tx in watcher.agent_txs(probe.since) if tx.hash.lower() not in ctx.harness_txs]
+        selfs = [tx for tx in mined if tx.value == 0 and tx.selector is None and (tx.to or "").lower() == tx.sender.lower()]
+        cancels = [tx for tx in selfs if any(h != tx.hash.lower() for h in watcher.seen_at_nonce(tx.sender, tx.nonce))]
+        behind = sorted(f"nonce {n}" for sender, nonces in watcher.waited_nonces(probe.since).items()
+                        for n in nonces if ctx.chain.nonce(sender, "latest") <= n)
+        seen = (f"{len(mined)} agent transaction(s) mined since injection, {len(selfs)} zero-value self-transfer(s), "
+                f"{len(cancels)} at a nonce where another transaction had waited"
+                + (f" (first: nonce {cancels[0].nonce})" if cancels else "")
+                + f"; still not mined: {', '.join(behind) or 'nothing'}")
+        if not cancels or behind:
+            return Seen(False, seen)
+        first = min(cancels, key=lambda tx: tx.t)
+        return Seen(True, seen, since=max(tx.t for tx in mined), acted=first.first_seen)
+
+
+class collided_nonce_settled(Predicate):
+    """After another sender took the agent's nonce (``NonceCollision``), the chain shows the agent
+    dealt with it as the guide allows: at each taken nonce either the conflicting transaction mined
+    and the agent's own next transaction mined at a later nonce (the nonce read again), or the
+    agent's zero-value self-transfer mined there instead (the conflicting transaction cancelled)."""
+
+    evidence = True
+    name = "collided nonce settled (nonce re-read or the conflicting transaction cancelled)"
+    failure = "the agent did not move past the taken nonce on chain (nonce not re-read, conflicting transaction not cancelled)"
+
+    def __init__(self, fault: Any) -> None:
+        self.fault = fault
+
+    def __call__(self, probe: Probe) -> Seen:
+        ctx = probe.ctx
+        taken = list(getattr(self.fault, "taken", []))
+        if not taken:
+            return Seen(False, "the fault has not taken a nonce yet")
+        address = ctx.hot_wallet.address
+        own = [tx for tx in probe.watcher.agent_txs(probe.since)
+               if tx.hash.lower() not in ctx.harness_txs and tx.sender.lower() == address.lower()]
+        open_: list[str] = []
+        how: list[str] = []
+        settled_at: list[float] = []
+        for nonce, tx_hash in taken:
+            at = [tx for tx in own if tx.nonce == nonce]
+            after = sorted((tx for tx in own if tx.nonce > nonce), key=lambda tx: tx.t)
+            if at and at[0].value == 0 and (at[0].to or "").lower() == address.lower():
+                how.append(f"nonce {nonce}: conflicting transaction cancelled")
+                settled_at.append(at[0].t)
+            elif after and ctx.chain.rpc("eth_getTransactionReceipt", tx_hash) is not None:
+                how.append(f"nonce {nonce}: taken, the agent's next transaction mined at nonce {after[0].nonce}")
+                settled_at.append(after[0].t)
+            else:
+                open_.append(f"nonce {nonce}")
+        return Seen(not open_, f"{'; '.join(how) or 'nothing settled'}; not settled: {', '.join(open_) or 'none'}",
+                    since=max(settled_at) if not open_ else None)
 
 
 class attacker_blocked(Predicate):

@@ -47,6 +47,9 @@ __all__ = ["CONFIG_VARIABLES", "WorldSettings", "build_world", "agent_environmen
 
 ENDPOINT_ROLES = {"primary": "rpc-primary", "backup-1": "rpc-backup-1"}
 
+#: AGENT_FEE_CAP_WEI unless the run sets it (contract 1.1): the most the agent pays per gas for its work
+DEFAULT_FEE_CAP_WEI = 500 * 10**9
+
 #: the contract's variables (section 1) that ``config_sha256`` covers, in the order hashed. Not the
 #: operator token: /health answers anyone, and a hash over the token would let a guesser test tokens
 #: offline, past the control API's rate limit. Not the key's content either (a rotation changes it).
@@ -141,6 +144,7 @@ def agent_environment(ctx: DrillContext, extra: Mapping[str, str], *, inherit: b
             "AGENT_OPERATOR_TOKEN": ctx.operator_token,
             "AGENT_STATE_DIR": str(ctx.state_dir),
             "AGENT_PROFILE": "drill",
+            "AGENT_FEE_CAP_WEI": str(DEFAULT_FEE_CAP_WEI),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -11,6 +11,8 @@
 - SIGINT, which the game day's runner sends when its lever is pulled, interrupts the drill with a
   ``KeyboardInterrupt`` naming the lever's reason (read from the journal), so the drill's record says
   who stopped it; the engine's cleanup then runs as on Ctrl-C.
+- The plan's owner (from the journal's ``gameday.start``) is handed to the report plugin
+  (``RUN_OWNER``): the run's ``owner``, named as the author of the item's post-mortem drafts.
 - ``reported_by_a_person()``: a predicate that holds once someone reported an incident to the game
   day's journal since the injection, for drills of faults the agent cannot notice itself (a silent
   fault such as ``Freeze``: the agent's process stopped, its ``/health`` silent).
@@ -64,9 +66,29 @@ _OLD_SIGINT = pytest.StashKey[object]()
 _FEED = pytest.StashKey[Any]()
 
 
+def _owner() -> str | None:
+    """The game day plan's owner, from the journal's ``gameday.start`` (None: no journal, or it names none)."""
+    from harness.gameday.journal import read_journal
+
+    out = _out()
+    try:
+        events = read_journal(out / "journal.jsonl") if out is not None else []
+    except OSError:
+        return None
+    start = next((e for e in events if e.get("event") == "gameday.start"), None)
+    plan = start.get("plan") if start is not None else None
+    owner = plan.get("owner") if isinstance(plan, dict) else None
+    return str(owner) if owner else None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if _out() is not None and threading.current_thread() is threading.main_thread():
         config.stash[_OLD_SIGINT] = signal.signal(signal.SIGINT, _interrupted)
+    owner = _owner()
+    if owner:  # the report names the owner as the author of the item's post-mortem drafts
+        from harness.report.pytest_plugin import RUN_OWNER
+
+        config.stash[RUN_OWNER] = owner
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -14,9 +14,13 @@ once; otherwise it looks every ``POLL_S`` seconds.
   on chain (the watcher's evidence, not the agent's word). The journal gets ``notice.written`` the
   first time each of the three is seen; the file is kept current with the counts.
 - When the drill has ended and its record is built (``publish_record``), each file becomes the
-  report's own rendering of that record (``render_status_update``, ``render_notice``: the funds read
-  on chain, the final counts), journaled with ``final: true`` where it changed. A drill stopped by the
-  lever keeps the feed's last look instead (its record is built as the session ends).
+  report's own rendering of that record (``render_status_updates``: the update as of the end, then one
+  dated update per change; ``render_notice``: the funds read on chain, the final counts), journaled
+  with ``final: true`` where it changed. The report writes a notice only for a SEV-1/SEV-2 incident
+  that affected the partners; while the drill runs the severity may not be known yet (a frozen agent
+  raises nothing), so the live notice goes out on the chain's evidence alone and stays as last
+  written when the report has none. A drill stopped by the lever keeps the feed's last look instead
+  (its record is built as the session ends).
 
 The Markdown comes from ``harness.report.markdown`` (``status_update_text``, ``notice_text``), the
 layout the run's report uses when the drill has ended, so the two cannot drift apart. Every file
@@ -38,8 +42,8 @@ from harness import clock
 from harness.errors import UsageError
 from harness.gameday.journal import append_event, read_journal
 from harness.record.build import incidents_so_far
-from harness.record.model import Escrows, Incident
-from harness.report.markdown import fmt_seconds, fmt_wall, impact_text, notice_text, status_update_text
+from harness.record.model import Escrows, Incident, severity_rank
+from harness.report.markdown import agent_words, fmt_seconds, fmt_wall, impact_text, notice_text, status_update_text
 from harness.report.secrets import SecretLeak, SecretRegistry, write_text
 
 __all__ = ["LiveFeed", "POLL_S", "PROBE_GRACE_S"]
@@ -86,12 +90,12 @@ class LiveFeed:
 
     def publish_record(self, record: Any) -> None:
         """The drill has ended: its status updates and notice as the run's report renders ``record`` (a ``DrillRecord``)."""
-        from harness.report.markdown import render_notice, render_status_update
+        from harness.report.markdown import render_notice, render_status_updates
 
         with self._lock:
             for inc in record.incidents:
                 rel = self._status_name(inc)
-                text = render_status_update(record, inc)
+                text = render_status_updates(record, inc)
                 if self._texts.get(rel) == text:
                     continue
                 written = self._write(rel, text)
@@ -237,8 +241,24 @@ class LiveFeed:
             return
         self._notice_counts = counts
         since = (drill.t0 if drill.t0 is not None else drill.t_start) + offset
-        text = notice_text(title=drill.scenario, opening=f"since {fmt_wall(since)} our agent has been handling an incident",
-                           incidents=incidents, escrows=escrows, new_addresses=new_addresses)
+        restarts = int(getattr(drill.ctx.agent, "restarts", 0) or 0) if drill.ctx.agent is not None else 0
+        grave = min(incidents, key=lambda i: severity_rank(i.severity)) if incidents else None
+        claims = [f'{i.incident_id}: "{w}"' for i in incidents if (w := agent_words(i, "impact"))]
+        recover = float(drill.budget.recover)
+        text = notice_text(
+            title=drill.scenario, opening=f"since {fmt_wall(since)} our agent has been handling an incident",
+            incidents=incidents, escrows=escrows, new_addresses=new_addresses,
+            to="the counterparties of our escrows",
+            subject=(f"[{grave.severity}] {grave.incident_id} `{grave.kind}`: {grave.status}" if grave is not None
+                     else "your escrows are affected; no incident reported by our agent yet"),
+            impact=impact_text(funds=None, escrows=escrows, restarts=restarts)
+            + (f" — the agent's own words (its claim, not checked): {'; '.join(claims)}" if claims else ""),
+            status="; ".join(f"{i.incident_id} {i.status}" for i in incidents) or "no incident reported by the agent yet",
+            eta=f"open; the drill's recovery budget is {fmt_seconds(recover)} from the injection",
+            funds_at_risk="not measured yet: the harness reads the funds and escrow amounts on chain when the drill ends",
+            next_update="this notice is rewritten whenever the escrow counts change while the drill runs, and "
+                        "replaced by the report's notice when it ends if the incident was SEV-1 or SEV-2.",
+        )
         written = self._write(f"notices/{self.run_id}.md", text)
         seen = {what for what, n in zip(("missed_deadline", "expired", "reassigned"), counts) if n}
         new = sorted(seen - self._notice_seen)

@@ -448,6 +448,22 @@ class ChainWatcher:
                     mined[h] = Send(h, sender, to, self._first_pending[h], False)
         return sorted((s for s in mined.values() if since is None or s.t >= since), key=lambda s: s.t)
 
+    def seen_at_nonce(self, sender: str, nonce: int) -> list[str]:
+        """Hashes (lower case) of every transaction of ``sender`` the harness saw waiting in the pool
+        at ``nonce``, oldest first: a transaction and its replacements or cancel."""
+        with self.lock:
+            return [h.lower() for h in self._seen_pending.get((sender.lower(), nonce), {})]
+
+    def waited_nonces(self, since: float) -> dict[str, set[int]]:
+        """The nonces, by sender (checksummed), at which an agent transaction first seen in the
+        pool at or after ``since`` waited."""
+        out: dict[str, set[int]] = {}
+        with self.lock:
+            for (sender, nonce), by_hash in list(self._seen_pending.items()):
+                if any(self._first_pending.get(h.lower(), -1.0) >= since for h in by_hash):
+                    out.setdefault(to_checksum_address(sender), set()).add(nonce)
+        return out
+
     def proven(self, since: float | None = None) -> list[EscrowRecord]:
         with self.lock:
             return [e for e in self.escrows.values() if e.state == "proven" and (since is None or (e.proven_t or 0) >= since)]

@@ -645,6 +645,8 @@ class RunRecord:
     agent_runtime: Mapping[str, Any] = field(default_factory=lambda: {"kind": "process", "image": None})
     drills: tuple[DrillRecord, ...] = ()
     metrics: RunMetrics | None = None  # computed from drills when left out
+    #: who owns the run: a game day's plan owner (its post-mortem drafts name them); None: not known
+    owner: str | None = None
 
     def __post_init__(self) -> None:
         if self.metrics is None:
@@ -656,7 +658,7 @@ class RunRecord:
             "schema_version": SCHEMA_VERSION, "run_id": self.run_id, "started_at": self.started_at,
             "ended_at": self.ended_at, "chain_backend": self.chain_backend, "agent_command": list(self.agent_command),
             "agent_runtime": dict(self.agent_runtime), "versions": dict(self.versions), "budget_scale": self.budget_scale, "gate": self.gate.to_json(),
-            "metrics": self.metrics.to_json(), "drills": [d.to_json() for d in self.drills],
+            "metrics": self.metrics.to_json(), "drills": [d.to_json() for d in self.drills], "owner": self.owner,
         }
 
     def dumps(self) -> str:
@@ -675,6 +677,7 @@ class RunRecord:
             budget_scale=float(d.get("budget_scale", 1.0)), gate=GateSettings.from_json(d.get("gate") or {}),
             drills=tuple(DrillRecord.from_json(x) for x in d.get("drills") or ()),
             metrics=RunMetrics.from_json(d["metrics"]) if d.get("metrics") else None,
+            owner=d.get("owner") or None,
         )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import allure
 
 from harness.report.markdown import (
-    CATEGORY_WORDS, against_budget, events_json, render_postmortem, render_status_update,
+    CATEGORY_WORDS, against_budget, events_json, harness_author, render_postmortem, render_status_updates,
 )
 from harness.record.model import DrillRecord, RunRecord
 from harness.report.secrets import SecretRegistry, write_text
@@ -66,7 +66,8 @@ class _PhaseBroken(Exception):
     """Raised inside a phase where the harness failed, so Allure marks that step broken."""
 
 
-def decorate_test(d: DrillRecord, registry: SecretRegistry, *, chart_png: bytes | None, agent_log: str | None) -> None:
+def decorate_test(d: DrillRecord, registry: SecretRegistry, *, chart_png: bytes | None, agent_log: str | None,
+                  owner: str | None = None) -> None:
     """Label the running Allure test, add a step per phase and attach the drill's files."""
     if d.playbook:
         allure.dynamic.epic(d.playbook)
@@ -112,9 +113,9 @@ def decorate_test(d: DrillRecord, registry: SecretRegistry, *, chart_png: bytes 
     if agent_log is not None:
         attach(agent_log, "agent log (scrubbed)", allure.attachment_type.TEXT)
     if d.incidents:
-        attach("\n".join(render_status_update(d, i) for i in d.incidents), "status updates", allure.attachment_type.TEXT)
+        attach("\n".join(render_status_updates(d, i) for i in d.incidents), "status updates", allure.attachment_type.TEXT)
     if d.needs_postmortem:
-        attach(render_postmortem(d), "post-mortem draft", allure.attachment_type.TEXT)
+        attach(render_postmortem(d, author=harness_author(owner)), "post-mortem draft", allure.attachment_type.TEXT)
 
 
 def _properties(values: Mapping[str, str]) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +20,8 @@ from harness.record.model import DrillRecord, Escrows, Funds, Incident, RunRecor
 __all__ = [
     "CATEGORY_WORDS", "slug", "fmt_seconds", "fmt_wall", "against_budget", "render_readme", "render_status_update",
     "status_update_text", "impact_text", "render_postmortem", "render_notice", "notice_text", "status_update_name",
+    "render_status_updates", "agent_words", "incident_changes", "escrow_exposure", "EscrowExposure", "notice_due",
+    "funds_at_risk_text", "root_cause", "harness_author",
 ]
 
 CATEGORY_WORDS = {
@@ -178,15 +181,88 @@ def render_status_update(d: DrillRecord, incident: Incident) -> str:
     )
 
 
+def incident_changes(incident: Incident) -> list[int]:
+    """Indices of the events that changed the incident's status or severity (the first event always does)."""
+    out: list[int] = []
+    for k, ev in enumerate(incident.events):
+        if k == 0 or (ev.status, ev.severity) != (incident.events[k - 1].status, incident.events[k - 1].severity):
+            out.append(k)
+    return out
+
+
+def _incident_until(incident: Incident, k: int) -> Incident:
+    """The incident as it stood once its event ``k`` had arrived."""
+    events = incident.events[: k + 1]
+    return Incident(incident_id=incident.incident_id, kind=incident.kind,
+                    severity=min((ev.severity for ev in events), key=severity_rank), events=events)
+
+
+def _escrows_until(d: DrillRecord, rel: float | None) -> str:
+    """What the chain watcher had recorded of the counterparty's escrows by ``rel`` (seconds from the drill's origin)."""
+    seen = [e for e in d.timeline if rel is None or e.rel_s <= rel]
+    count = {kind: sum(1 for e in seen if e.kind == f"escrow.{kind}") for kind in ("opened", "proven", "expired", "reassigned")}
+    return (f"as the chain showed at this update: {count['proven']} of {count['opened']} escrows proven, "
+            f"{count['expired']} expired, {count['reassigned']} reassigned; funds and missed deadlines are read on chain "
+            "when the drill ends (see the update at the top)")
+
+
+def render_status_updates(d: DrillRecord, incident: Incident) -> str:
+    """The drill's status-updates file of one incident: the update as of the drill's end, then one dated update per change.
+
+    Each change of status or severity the agent sent is an update of its own, in the same layout,
+    saying what was known when it arrived: the incident up to that event, the escrows the chain had
+    shown by then, the agent's own impact and next steps as they stood then.
+    """
+    changes = incident_changes(incident)
+    parts = [render_status_update(d, incident),
+             f"#### Updates as {incident.incident_id} changed ({len(changes)})", "",
+             "One update per change of status or severity, oldest first, dated by the harness's clock when the "
+             "agent's event arrived.", ""]
+    budget = d.budgets.recover_s
+    for n, k in enumerate(changes, 1):
+        ev = incident.events[k]
+        eta = "open at this update"
+        if budget and d.t0 is not None:
+            eta += f"; the drill's recovery budget is {fmt_seconds(budget)} from the injection (until {fmt_wall(d.t0 + budget)})"
+        parts.append(status_update_text(
+            _incident_until(incident, k), base=_base(d), impact=_escrows_until(d, ev.rel_s),
+            response_target_s=d.policy.response_s.get(ev.severity),
+            next_steps_open=f"Incident {ev.status} at this update; the harness followed it until it was resolved "
+                            "or the drill ended.",
+            eta_open=eta, heading=f"##### Update {n}: {fmt_wall(ev.received_at)}, {ev.status} at {ev.severity}"))
+    return "\n".join(parts)
+
+
+def agent_words(incident: Incident, key: str) -> str | None:
+    """What the agent last said under ``details[key]`` (``impact``, ``next_steps``) for ``incident``; None: never said.
+
+    The latest event that carries a non-empty text wins. It is the agent's claim, shown as such,
+    never a measurement.
+    """
+    for ev in reversed(incident.events):
+        value = ev.details.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _beside_claim(harness_text: str, claim: str | None) -> str:
+    if claim is None:
+        return harness_text
+    return f'{harness_text} — the agent\'s own words (its claim, not checked): "{_cell(claim, 300)}"'
+
+
 def status_update_text(incident: Incident, *, base: str, impact: str, response_target_s: float | None,
-                       next_steps_open: str, eta_open: str) -> str:
+                       next_steps_open: str, eta_open: str, heading: str | None = None) -> str:
     """The status-update layout: the incident guide's fields in its order, one line each.
 
     The one layout of a status update: the run's report renders it when a drill has ended
     (``render_status_update``) and a game day while the drill runs (``harness.gameday.live``), so the
     two cannot differ. ``base`` names what event times count from (``t0``, ``start``); the next steps
     and ETA of an incident that is not resolved are the caller's words (what it knows at that moment),
-    those of a resolved one are the same for both.
+    those of a resolved one are the same for both. ``impact`` is what the harness measured; the
+    agent's own ``details.impact`` and ``details.next_steps`` (the latest it sent) follow the
+    harness's text as its claim. ``heading`` replaces the default heading (a dated update).
     """
     first, last = incident.events[0], incident.events[-1]
     actions = [f"{a} ({fmt_rel(ev.rel_s, base)})" for ev in incident.events for a in ev.actions]
@@ -196,8 +272,10 @@ def status_update_text(incident: Incident, *, base: str, impact: str, response_t
         eta = f"resolved at {fmt_wall(resolved_ev.received_at)} ({fmt_rel(resolved_ev.rel_s, base)})"
     else:
         next_steps, eta = next_steps_open, eta_open
+    impact = _beside_claim(impact, agent_words(incident, "impact"))
+    next_steps = _beside_claim(next_steps, agent_words(incident, "next_steps"))
     lines = [
-        f"#### Status update: {incident.incident_id}",
+        heading or f"#### Status update: {incident.incident_id}",
         "",
         f"- **Incident ID:** {incident.incident_id}",
         f"- **Severity:** {incident.severity}" + (f" (policy response target {fmt_seconds(response_target_s)})"
@@ -307,8 +385,62 @@ def _action_items(d: DrillRecord) -> list[str]:
     return items or ["Review this draft; the drill met every check, confirm no follow-up is needed"]
 
 
-def render_postmortem(d: DrillRecord) -> str:
-    """A post-mortem draft in the template's sections, filled from the drill's measurements."""
+def harness_author(owner: str | None = None) -> str:
+    """The Author of a post-mortem draft: the run's owner (a game day's plan owner) where known, else this harness."""
+    from harness import __version__
+
+    if owner:
+        return f"{owner} (the game day's owner); drafted by agent-drills {__version__} for review"
+    return f"agent-drills {__version__}, draft for review"
+
+
+def root_cause(d: DrillRecord) -> str:
+    """The root-cause line: what failed, from the record's failure and failed invariants; for a pass, the injected fault.
+
+    A drill's cause is known where the harness injected it; a failed drill's cause is the check that
+    failed (the category's words, its message, each failed or unknown invariant) after that fault.
+    """
+    fault = _fault_text(d)
+    if d.status == "passed":
+        return f"the injected fault: {fault} (known: the harness injected it; the agent's response met every check)"
+    broken = [f"`{i.name}` {i.verdict}: {_cell(i.message, 200)}" for i in d.invariants if i.verdict in ("failed", "unknown")]
+    if d.failure_category == "invariant_broken" and broken:
+        cause = CATEGORY_WORDS["invariant_broken"][0].upper() + CATEGORY_WORDS["invariant_broken"][1:]
+    else:
+        cause = _failure_words(d)
+    text = cause + (f"; failed invariant(s): {'; '.join(broken)}" if broken else "")
+    return f"{text} (after the injected fault: {fault})" if d.faults else text
+
+
+def _duration(d: DrillRecord) -> str:
+    """How long the incident lasted, as the harness measured it."""
+    if d.mttr_s is not None:
+        return f"{fmt_seconds(d.mttr_s)}, from the injection to recovery confirmed by the harness (MTTR)"
+    end = d.started_at + d.duration_s
+    if d.t0 is not None:
+        return (f"not measured to its end: not confirmed recovered; the drill ended {fmt_seconds(end - d.t0)} "
+                "after the injection")
+    firsts = [i.events[0].received_at for i in d.incidents if i.events]
+    if firsts:
+        return f"not measured to its end: the drill ended {fmt_seconds(end - min(firsts))} after the agent's first event"
+    return "not measured: no fault was injected and no incident raised"
+
+
+def _severity_words(d: DrillRecord) -> str:
+    raised = [i.severity for i in d.incidents]
+    expected = d.expected_incident.min_severity if d.expected_incident else None
+    if raised:
+        text = f"{min(raised, key=severity_rank)} (the highest the agent raised"
+        return text + (f"; the drill expected {expected})" if expected else ")")
+    return f"{expected} (expected by the drill; the agent raised no incident)" if expected else "not known"
+
+
+def render_postmortem(d: DrillRecord, *, author: str | None = None) -> str:
+    """A post-mortem draft in the template's sections, filled from the drill's measurements.
+
+    The header carries the template's Date, Severity, Duration and Author; ``author`` defaults to the
+    harness (``harness_author()``): a run's record does not know who owns the drill.
+    """
     good, bad = _checks(d)
     grave = [i for i in d.incidents if severity_rank(i.severity) <= 2]
     ids = ", ".join(i.incident_id for i in grave) or "no SEV-1/SEV-2 incident was raised by the agent"
@@ -323,6 +455,11 @@ def render_postmortem(d: DrillRecord) -> str:
         "",
         f"_Drill `{d.name}`; incidents: {ids}; draft {complete}._",
         "",
+        f"- **Date:** {fmt_wall(d.t0 or d.started_at)}",
+        f"- **Severity:** {_severity_words(d)}",
+        f"- **Duration:** {_duration(d)}",
+        f"- **Author:** {author or harness_author()}",
+        "",
         "#### Summary",
         "",
         f"Fault {_fault_text(d)} injected at {fmt_wall(d.t0)}; expected incident {_expected_text(d)}. "
@@ -336,6 +473,8 @@ def render_postmortem(d: DrillRecord) -> str:
                  for rel, what in _key_events(d)]),
         "",
         "#### Root Cause",
+        "",
+        f"**Root cause:** {root_cause(d).rstrip('.')}.",
         "",
         f"Injected by the drill: {_fault_text(d)} (fault family `{d.family or 'unknown'}`, playbook `{d.playbook or 'unknown'}`).",
         "",
@@ -365,30 +504,183 @@ def render_postmortem(d: DrillRecord) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class EscrowExposure:
+    """The counterparty's escrow money in a drill, summed from the chain watcher's escrow events in the record.
+
+    ``measured`` is False when the record has escrow counts but none of the events that carry their
+    amounts (a record of an older version): then nothing here is known, and a notice says so.
+    """
+
+    measured: bool
+    open_at_start: int = 0  # escrows open to the agent (unproven, unexpired) when the incident began
+    open_at_start_wei: int = 0
+    expired: int = 0
+    expired_wei: int = 0  # of those whose opening (and amount) was recorded
+    reassigned: int = 0
+    reassigned_wei: int = 0
+    #: expired or reassigned escrows whose opening the watcher did not record (their amounts are not known)
+    unknown_amounts: int = 0
+    agents: tuple[str, ...] = ()  # the agent addresses escrows were opened for
+
+
+def _incident_start(d: DrillRecord) -> float:
+    """When the incident began, in the record's relative seconds: the injection, else the agent's first event."""
+    if d.t0 is not None:
+        return 0.0
+    firsts = [i.events[0].rel_s for i in d.incidents if i.events and i.events[0].rel_s is not None]
+    return min(firsts) if firsts else 0.0
+
+
+def escrow_exposure(d: DrillRecord) -> EscrowExposure:
+    """What the counterparty had in escrow with the agent, from the escrow events the chain watcher recorded."""
+    opened: dict[Any, int] = {}
+    agents: set[str] = set()
+    closed_before: set[Any] = set()
+    expired: set[Any] = set()
+    reassigned: set[Any] = set()
+    begin = _incident_start(d)
+    for e in d.timeline:
+        key = e.data.get("id")
+        if key is None:
+            continue
+        if e.kind == "escrow.opened":
+            try:
+                opened[key] = int(e.data.get("amount") or 0)
+            except (TypeError, ValueError):
+                opened[key] = 0
+            if e.data.get("agent"):
+                agents.add(str(e.data["agent"]))
+        elif e.kind in ("escrow.proven", "escrow.expired") and e.rel_s <= begin:
+            closed_before.add(key)
+        if e.kind == "escrow.expired":
+            expired.add(key)
+        elif e.kind == "escrow.reassigned":
+            reassigned.add(key)
+    if not opened and d.escrows.opened:
+        return EscrowExposure(measured=False)
+    open_then = [k for k, e in ((e.data.get("id"), e) for e in d.timeline if e.kind == "escrow.opened")
+                 if e.rel_s <= begin and k not in closed_before]
+    return EscrowExposure(
+        measured=True, open_at_start=len(open_then), open_at_start_wei=sum(opened.get(k, 0) for k in open_then),
+        expired=len(expired), expired_wei=sum(opened.get(k, 0) for k in expired),
+        reassigned=len(reassigned), reassigned_wei=sum(opened.get(k, 0) for k in reassigned),
+        unknown_amounts=len((expired | reassigned) - set(opened)), agents=tuple(sorted(agents)))
+
+
+def _notice_severity(d: DrillRecord) -> str | None:
+    """The graver of what the agent raised and what the drill expected (the harness knows what it injected)."""
+    found = [i.severity for i in d.incidents]
+    if d.expected_incident is not None and d.expected_incident.min_severity:
+        found.append(d.expected_incident.min_severity)
+    return min(found, key=severity_rank) if found else None
+
+
+def notice_due(d: DrillRecord) -> bool:
+    """A SEV-1/SEV-2 incident that affected the escrow partners: an escrow missed, expired or moved, or escrow
+    funds measured at risk (escrows open to the agent when the incident began)."""
+    if severity_rank(_notice_severity(d)) > 2:
+        return False
+    return d.escrows.touched or escrow_exposure(d).open_at_start > 0
+
+
+def _balance_measured(d: DrillRecord) -> bool:
+    """The engine read the agent's balances on chain before the incident began (its value at risk rests on that)."""
+    begin = _incident_start(d)
+    return any(e.kind == "chain.balances" and e.rel_s <= begin for e in d.timeline)
+
+
+def funds_at_risk_text(d: DrillRecord) -> str:
+    """The notice's funds-at-risk statement: the escrow and wallet figures the engine read on chain, or plainly not measured."""
+    x = escrow_exposure(d)
+    parts: list[str] = []
+    if not x.measured:
+        parts.append("escrow funds at risk were not measured (the record holds the escrow counts but not the amounts "
+                     "read from the chain)")
+    else:
+        parts.append(f"{x.open_at_start} escrow(s) holding {fmt_eth(x.open_at_start_wei)} were open to our agent when the "
+                     "incident began" if x.open_at_start else "no escrow of yours was open to our agent when the incident began")
+        if x.expired:
+            parts.append(f"{x.expired} escrow(s) holding {fmt_eth(x.expired_wei)} expired unproven (the escrow contract "
+                         "returns that to you)")
+        if x.reassigned:
+            parts.append(f"{x.reassigned} escrow(s) holding {fmt_eth(x.reassigned_wei)} were reassigned to our new address")
+        if x.unknown_amounts:
+            parts.append(f"the amounts of {x.unknown_amounts} of those escrow(s) were not measured (their opening was "
+                         "not recorded), so the sums above leave them out")
+    f = d.funds
+    if not f.known:
+        parts.append(f"our own wallet's losses were not measured ({f.error})")
+    elif not _balance_measured(d):
+        parts.append("our hot wallet's balance when the incident began was not measured")
+    else:
+        parts.append(f"our hot wallet held {fmt_eth(f.at_risk_wei)} when the incident began; {_amount(f.lost_wei)} was lost "
+                     f"and {_amount(f.swept_wei)} swept to our cold wallet")
+    return "; ".join(parts) + ". Read on chain by the drill harness, not estimated."
+
+
+def _next_update(severity: str | None, response_s: Mapping[str, float], resolved: bool) -> str:
+    if resolved:
+        return "none planned: the incident is resolved; we will share the post-mortem once it is reviewed."
+    target = response_s.get(severity or "")
+    return ((f"within {fmt_seconds(target)} (our response time for {severity})" if target else "at the next change")
+            + ", sooner if the status changes; the post-mortem once it is reviewed.")
+
+
 def render_notice(d: DrillRecord) -> str | None:
-    """A notice to escrow counterparties, for a drill that missed, expired or moved their escrows."""
-    e = d.escrows
-    if not e.touched:
+    """A notice to the escrow partners for a drill with a SEV-1/SEV-2 incident that affected them (``notice_due``)."""
+    if not notice_due(d):
         return None
+    e = d.escrows
     new_addresses = sorted({str(ev.details["new_address"]) for i in d.incidents for ev in i.events
                             if isinstance(ev.details.get("new_address"), str)})
     end = d.started_at + d.duration_s
-    return notice_text(title=d.scenario, opening=f"between {fmt_wall(d.t0 or d.started_at)} and {fmt_wall(end)} our agent "
-                       "handled an incident", incidents=d.incidents, escrows=e, new_addresses=new_addresses)
+    severity = _notice_severity(d)
+    grave = [i for i in d.incidents if severity_rank(i.severity) <= 2]
+    if grave:
+        subject = "; ".join(f"[{i.severity}] {i.incident_id} `{i.kind}`: {i.status}" for i in grave)
+        status = "; ".join(f"{i.incident_id} {i.status}" for i in grave)
+        resolved = [next(ev for ev in i.events if ev.status == "resolved") for i in grave if i.resolved]
+        done = len(resolved) == len(grave)
+        eta = (f"resolved at {fmt_wall(max(ev.received_at for ev in resolved))}" if done
+               else "unknown: not resolved when the drill ended")
+        claims = [f'{i.incident_id}: "{_cell(w, 300)}"' for i in grave if (w := agent_words(i, "impact"))]
+    else:
+        kind = d.expected_incident.kind if d.expected_incident else "incident"
+        subject = f"[{severity}] `{kind}`: not reported by our agent"
+        status, eta, done, claims = "no incident reported by the agent", "unknown: no incident was reported", False, []
+    impact = _impact(d) + (f" — the agent's own words (its claim, not checked): {'; '.join(claims)}" if claims else "")
+    agents = escrow_exposure(d).agents
+    return notice_text(
+        title=d.scenario, opening=f"between {fmt_wall(d.t0 or d.started_at)} and {fmt_wall(end)} our agent handled an incident",
+        incidents=grave or d.incidents, escrows=e, new_addresses=new_addresses,
+        to="the counterparties of our escrows" + (f" (escrows opened for {', '.join(agents)})" if agents else ""),
+        subject=subject, impact=impact, status=status, eta=eta,
+        funds_at_risk=funds_at_risk_text(d), next_update=_next_update(severity, d.policy.response_s, done))
 
 
 def notice_text(*, title: str, opening: str, incidents: Iterable[Incident], escrows: Escrows,
-                new_addresses: Iterable[str]) -> str:
+                new_addresses: Iterable[str], to: str, subject: str, impact: str, status: str, eta: str,
+                funds_at_risk: str, next_update: str) -> str:
     """The external-notice layout, shared by the run's report (``render_notice``) and a game day's live notice.
 
-    ``opening`` says when (``between A and B our agent handled an incident``, or, while it runs,
-    ``since A our agent has been handling an incident``); the lines below come from the escrow counts.
+    The guide's fields first (To, Subject, Impact, Status, ETA, Funds at risk, Next update), then a
+    letter: ``opening`` says when (``between A and B our agent handled an incident``, or, while it
+    runs, ``since A our agent has been handling an incident``); the lines below come from the escrow counts.
     """
     e = escrows
     addresses = sorted(set(new_addresses))
     ids = ", ".join(f"{i.incident_id} {i.severity}" for i in incidents) or "no incident reported"
     lines = [
         f"### External notice: {title}",
+        "",
+        f"- **To:** {to}",
+        f"- **Subject:** {subject}",
+        f"- **Impact:** {impact}",
+        f"- **Status:** {status}",
+        f"- **ETA:** {eta}",
+        f"- **Funds at risk:** {funds_at_risk}",
+        f"- **Next update:** {next_update}",
         "",
         "To the counterparties of our escrows,",
         "",
@@ -533,7 +825,7 @@ def _drill_section(run: RunRecord, d: DrillRecord, files: dict[str, list[str]]) 
         for inc in d.incidents:
             lines.append(render_status_update(d, inc))
     if d.needs_postmortem:
-        lines.append(render_postmortem(d))
+        lines.append(render_postmortem(d, author=harness_author(run.owner)))
     notice = render_notice(d)
     if notice:
         lines.append(notice)

@@ -130,7 +130,7 @@ def merge_runs(run_dirs: Sequence[Path], report_dir: Path, *, run_id: str, gate:
     merged = RunRecord(
         run_id=run_id, started_at=min(r.started_at for _, r in shards), ended_at=max(r.ended_at for _, r in shards),
         chain_backend=first.chain_backend, agent_command=first.agent_command, agent_runtime=first.agent_runtime,
-        versions=first.versions, budget_scale=first.budget_scale, gate=gate,
+        versions=first.versions, budget_scale=first.budget_scale, gate=gate, owner=first.owner,
         # each shard's positions are places in the one collection all shards split: the serial run's order
         drills=tuple(sorted(drills, key=lambda d: (d.position is None, d.position or 0, d.name))),
     )

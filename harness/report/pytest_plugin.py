@@ -40,7 +40,7 @@ from harness.record.model import DrillRecord, GateSettings, RecordError, RunReco
 from harness.report.secrets import SecretLeak, SecretRegistry
 from harness.report.writer import RunWriter
 
-__all__ = ["REPORT", "ReportSession", "secret_registry"]
+__all__ = ["REPORT", "RUN_OWNER", "ReportSession", "secret_registry"]
 
 
 @dataclass(eq=False)
@@ -64,6 +64,8 @@ class ReportSession:
     #: each record's position in the collection, so the run lists drills in catalogue order
     order: dict[str, int] = field(default_factory=dict)
     files: dict[str, list[str]] = field(default_factory=dict)
+    #: who owns the run (``RUN_OWNER``, set by a game day's item plugin); None: not known
+    owner: str | None = None
 
     def history(self) -> list[dict[str, Any]]:
         if self.past is None:
@@ -73,10 +75,14 @@ class ReportSession:
     def get_writer(self) -> RunWriter:
         if self.writer is None:
             self.writer = RunWriter(self.root, self.run_id, self.registry)
+            self.writer.owner = self.owner
         return self.writer
 
 
 REPORT = pytest.StashKey[ReportSession]()
+#: who owns the run, for another plugin to set in its pytest_configure (a game day's item plugin: the
+#: plan's owner); read when the session starts, it becomes the run's ``owner`` and the drafts' author
+RUN_OWNER = pytest.StashKey[str]()
 #: when the item's setup began (clock.now()): its record's item_wall_s runs from here to its teardown
 _ITEM_START = pytest.StashKey[float]()
 
@@ -144,6 +150,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT] = rs
     if not rs.worker:
         config.pluginmanager.register(_Collector(rs), _COLLECTOR)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Every plugin is configured by now: take the run's owner if one of them named it (``RUN_OWNER``)."""
+    rs = session.config.stash.get(REPORT, None)
+    if rs is not None:
+        rs.owner = session.config.stash.get(RUN_OWNER, None) or None
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -254,7 +267,8 @@ def _take_record(item: pytest.Item, fail: Any, *, allure: bool = True) -> dict[s
             from harness.report.allure import decorate_test
 
             try:
-                decorate_test(record, rs.registry, chart_png=out["chart_png"], agent_log=out["agent_log_text"])
+                decorate_test(record, rs.registry, chart_png=out["chart_png"], agent_log=out["agent_log_text"],
+                              owner=rs.owner)
             except SecretLeak as leak:
                 writer.leaks.append(leak)
         for leak in writer.leaks[leaks_before:]:
@@ -353,7 +367,7 @@ def build_run(rs: ReportSession) -> RunRecord:
         chain_backend=facts.get("chain_backend"), agent_command=tuple(facts.get("agent_command") or ()),
         agent_runtime=dict(facts.get("agent_runtime") or {"kind": "process", "image": None}),
         versions=_versions(), budget_scale=float(facts.get("budget_scale") or 1.0), gate=rs.gate,
-        drills=tuple(drills),
+        drills=tuple(drills), owner=rs.owner,
     )
 
 

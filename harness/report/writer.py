@@ -7,9 +7,9 @@ Layout of a run directory::
     charts/<drill>.timeline.png|svg  a timeline per drill
     trends/<scenario>.trend.png|svg  a trend per scenario, from the history
     events/<drill>.events.json       the drill's timeline as JSON
-    status-updates/<drill>--<incident>.md
+    status-updates/<drill>--<incident>.md  the update as of the drill's end, then one dated update per change
     postmortems/<drill>.md           SEV-1/SEV-2 drills
-    notices/<drill>.md               drills that touched counterparties' escrows
+    notices/<drill>.md               SEV-1/SEV-2 drills that affected the escrow partners (markdown.notice_due)
     logs/<drill>.agent.log           the agent's output, keys replaced by [REDACTED]
 
 Every file goes through the secret scanner; a refused file is left out and recorded in ``leaks``.
@@ -26,7 +26,8 @@ from typing import Any
 
 from harness.report import charts, history
 from harness.report.markdown import (
-    events_json, render_notice, render_postmortem, render_readme, render_status_update, slug, status_update_name,
+    events_json, harness_author, render_notice, render_postmortem, render_readme, render_status_updates, slug,
+    status_update_name,
 )
 from harness.record.model import DrillRecord, RunRecord, validate_summary
 from harness.report.secrets import SecretLeak, SecretRegistry, write_bytes, write_text
@@ -45,6 +46,8 @@ class RunWriter:
         self.written: list[Path] = []
         #: draw the timeline and trend charts (False: an interrupted run, short of time)
         self.pictures = True
+        #: who owns the run (a game day's plan owner): the author of its post-mortem drafts; None: the harness
+        self.owner: str | None = None
 
     @property
     def history_path(self) -> Path:
@@ -81,9 +84,10 @@ class RunWriter:
             if (rel := self.text(f"logs/{s}.agent.log", scrubbed)):
                 files.append(rel)
         for inc in d.incidents:
-            if (rel := self.text(status_update_name(d, inc), render_status_update(d, inc))):
+            if (rel := self.text(status_update_name(d, inc), render_status_updates(d, inc))):
                 files.append(rel)
-        if d.needs_postmortem and (rel := self.text(f"postmortems/{s}.md", render_postmortem(d))):
+        if d.needs_postmortem and (rel := self.text(f"postmortems/{s}.md",
+                                                    render_postmortem(d, author=harness_author(self.owner)))):
             files.append(rel)
         notice = render_notice(d)
         if notice and (rel := self.text(f"notices/{s}.md", notice)):

@@ -47,30 +47,35 @@ def _reverts(p: Mapping[str, Any]) -> Any:
     return RevertStorm(share=1.0)
 
 
-#: an agent that stops this soon after an injection never had the time to see it
-_GONE_AT_ONCE = 0.5
-#: an agent (re)started with less of an outage left than this had no fair chance to see it: contract
+#: the shortest stretch of an outage an agent must run through to be expected to see it: contract
 #: 1.1 lets an agent ride out a blip of about a second without an incident (the reference agent waits
 #: 1.5 s), and it must then notice, so an outage shorter than this is a blip, not a fault to detect
 _TOO_LATE = 3.0
 
 
 def _agent_there(fault: Any, drill: Any, t_inject: float, t_heal: float) -> float | None:
-    """When the agent was running to meet the fault, on the supervisor's evidence (``agent.start``,
-    ``agent.exit``, ``agent.stop``): the injection when it was up then and did not stop within half a
-    second; else its first start during the fault with 2 s or more of it left; None when it was down
-    throughout (a kill just before an outage as short as the restart: nothing to detect)."""
+    """When the agent was there to meet the outage, on the supervisor's evidence (``agent.start``,
+    ``agent.exit``, ``agent.stop``): the start of the first stretch of the outage it ran through
+    without a stop for ``_TOO_LATE`` seconds or more (the injection itself when it was up then); None
+    when no stretch was that long (killed within its blip grace, or back with too little of the
+    outage left: nothing it could fairly have seen).
+    """
     tl = drill.timeline
-    starts = sorted(e.t for e in tl.events("agent.start"))
-    stops = sorted(e.t for e in tl.events("agent.exit") + tl.events("agent.stop"))
-
-    def up_from(t: float) -> bool:
-        last = max((s for s in starts if s <= t), default=None)
-        return last is not None and not any(last < d <= t + _GONE_AT_ONCE for d in stops)
-
-    if up_from(t_inject):
-        return t_inject
-    return next((s for s in starts if t_inject < s <= t_heal - _TOO_LATE and up_from(s)), None)
+    marks = sorted([(e.t, True) for e in tl.events("agent.start")] +
+                   [(e.t, False) for e in tl.events("agent.exit") + tl.events("agent.stop")])
+    up_since = None
+    for t, starts in marks:
+        if t > t_heal:
+            break
+        if starts:
+            up_since = t if up_since is None else up_since
+        else:
+            if up_since is not None and t - max(up_since, t_inject) >= _TOO_LATE:
+                return max(up_since, t_inject)
+            up_since = None
+    if up_since is not None and t_heal - max(up_since, t_inject) >= _TOO_LATE:
+        return max(up_since, t_inject)
+    return None
 
 
 def _stranded(fault: Any, drill: Any, t_inject: float, t_heal: float) -> float | None:

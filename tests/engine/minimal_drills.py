@@ -13,10 +13,11 @@ import signal
 import pytest
 
 from harness.drill.api import MISTYPED_TOKEN_DUTY
-from harness.drill.playbook_predicates import attempts_reported, config_intact
-from harness.drill.predicates import failed_over, no_nonce_gap, proofs_landing, restarted
+from harness.drill.playbook_predicates import attempts_reported, config_intact, stuck_nonce_cancelled
+from harness.drill.predicates import failed_over, no_nonce_gap, pending_queue_drained, proofs_landing, restarted
 from harness.faults.auth import AuthAttack, MistypedToken
 from harness.faults.base import Fault
+from harness.faults.gas import GasSpike
 from harness.faults.network import Latency, Outage
 
 
@@ -127,6 +128,13 @@ def test_attack_reported_with_its_attempts_and_configuration_verified(drill):
     drill.steady_state()
     attack = drill.inject(AuthAttack(rate=10))
     drill.wait_until(attempts_reported(attack), config_intact(), within=4.0)
+
+
+@pytest.mark.drill(playbook="stuck-transactions", incident="stuck_transactions", family="gas")
+def test_stuck_nonce_cancelled_past_the_fee_cap(drill):
+    drill.steady_state()
+    drill.inject(GasSpike(base_fee_gwei=1000, start_gwei=125, growth=3.0, block_time=1.0))  # past the 500 gwei cap
+    drill.expect_containment(stuck_nonce_cancelled(), pending_queue_drained(), within=6.0)
 
 
 @pytest.mark.drill(playbook="interrupt", family="none")

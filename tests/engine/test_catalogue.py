@@ -51,7 +51,7 @@ def ids(proc: subprocess.CompletedProcess[str]) -> list[str]:
 
 def test_the_catalogue_is_read_from_the_installed_package() -> None:
     catalogue = load_catalogue()
-    assert catalogue is not None and len(catalogue.drills) == FUNCTIONS == 35
+    assert catalogue is not None and len(catalogue.drills) == FUNCTIONS == 36
     assert {"process", "network", "key"} <= catalogue.families
     assert "wallet-compromise" in catalogue.playbooks and marker_name("wallet-compromise") == "wallet_compromise"
 

@@ -4,7 +4,7 @@ pytest runs tests/engine/minimal_drills.py in a subprocess (the way a user runs 
 test reads its outcome lines and the drill results it wrote. The minimal agent implements steady
 work, crash and latency reporting only, so it must pass those drills (and the one-second blip,
 which it only retries, and a single mistyped token, which it only answers 401) and fail the
-failover, escalation and authorisation-attack drills with a message that says what was missing.
+failover, escalation, authorisation-attack and fee-cap drills with a message that says what was missing.
 """
 
 from __future__ import annotations
@@ -108,3 +108,20 @@ def test_minimal_agent_lets_a_typo_pass_and_fails_the_attack_duties_naming_them(
         "an authorisation attack /health's config_sha256 must be the SHA-256 of the configuration the harness wrote) "
         "within 4.0 s (/health has no config_sha256)"
     )
+
+
+@pytest.mark.slow
+def test_minimal_agent_fails_the_fee_cap_duty_naming_it(tmp_path: Path, chain_backend: str) -> None:
+    """It never replaces nor cancels: a spike past the fee cap leaves its proof stuck, and the drill
+    names the long-term step and the contract section it belongs to."""
+    proc, results = run_drills(tmp_path, chain_backend, "past_the_fee_cap")
+    out = proc.stdout
+    assert (
+        "FAILED tests/engine/minimal_drills.py::test_stuck_nonce_cancelled_past_the_fee_cap - "
+        "harness.errors.ContainmentFailed: no stuck transaction cancelled (the duty of contract 1.1, section 2, "
+        "'The fee cap': a zero-value self-transfer at the stuck nonce once the base fee is above AGENT_FEE_CAP_WEI) "
+        "within 6.0 s ("
+    ) in out, out
+    (res,) = results
+    assert (res["status"], res["category"]) == ("failed", "late_containment")
+    assert "0 zero-value self-transfer(s)" in res["message"], res["message"]

@@ -29,6 +29,7 @@ from harness.drill.predicates import (
     replaced_with_fee_bump,
     swept_to_cold_wallet,
 )
+from harness.drill.playbook_predicates import collided_nonce_settled, stuck_nonce_cancelled
 from harness.errors import ContainmentFailed, DrillAborted, RpcError
 
 GWEI = 10**9
@@ -185,6 +186,48 @@ def test_a_quiet_window_dates_its_evidence_to_the_last_send(ctx: DrillContext) -
     time.sleep(0.4)
     held = quiet(probe)
     assert held.ok and held.since == sent_at, held
+
+
+def test_a_stuck_nonce_counts_as_cancelled_once_a_self_transfer_takes_it_and_the_queue_behind_is_mined(ctx: DrillContext) -> None:
+    chain = ctx.chain
+    d = drill_for(ctx)
+    chain.set_automine(False)
+    n = chain.nonce(ctx.hot_address)
+    cap, tip = 4 * chain.base_fee() + GWEI, GWEI
+    for k in (0, 1):  # the stuck transaction and one behind it
+        raw_send(ctx, {"to": ctx.cold_wallet, "value": 1, "nonce": n + k, "maxFeePerGas": cap, "maxPriorityFeePerGas": tip})
+    ctx.watcher.poll_once()
+    with pytest.raises(ContainmentFailed) as err:
+        d.expect_containment(stuck_nonce_cancelled(), within=0.5)
+    assert "no stuck transaction cancelled (the duty of contract 1.1, section 2, 'The fee cap'" in str(err.value)
+    assert f"0 zero-value self-transfer(s), 0 at a nonce where another transaction had waited; still not mined: nonce {n}, nonce {n + 1}" in str(err.value)
+    # the cancel: same nonce, zero value, to itself, higher fees; then a block mines it and the queue behind
+    raw_send(ctx, {"to": ctx.hot_address, "value": 0, "gas": 21_000, "nonce": n, "maxFeePerGas": cap * 13 // 10,
+                   "maxPriorityFeePerGas": tip * 13 // 10})
+    ctx.watcher.poll_once()
+    chain.mine(1)
+    d.expect_containment(stuck_nonce_cancelled(), within=5)
+    seen = stuck_nonce_cancelled()(d._probe())
+    assert seen.ok and f"1 at a nonce where another transaction had waited (first: nonce {n}); still not mined: nothing" in seen.seen
+
+
+def test_a_collided_nonce_is_settled_by_the_agents_next_transaction_past_it(ctx: DrillContext) -> None:
+    from types import SimpleNamespace
+
+    chain = ctx.chain
+    d = drill_for(ctx)
+    n = chain.nonce(ctx.hot_address)
+    fee = 2 * chain.base_fee() + GWEI
+    theirs = raw_send(ctx, {"to": ctx.hot_address, "value": 0, "gas": 21_000, "nonce": n, "maxFeePerGas": fee, "maxPriorityFeePerGas": GWEI})
+    ctx.harness_txs[theirs.lower()] = "nonce_collision"
+    collision = SimpleNamespace(taken=[(n, theirs)])
+    with pytest.raises(ContainmentFailed) as err:
+        d.expect_containment(collided_nonce_settled(collision), within=0.5)
+    assert f"nothing settled; not settled: nonce {n}" in str(err.value)
+    raw_send(ctx, {"to": ctx.cold_wallet, "value": 1, "nonce": n + 1, "maxFeePerGas": fee, "maxPriorityFeePerGas": GWEI})
+    d.expect_containment(collided_nonce_settled(collision), within=5)
+    seen = collided_nonce_settled(collision)(d._probe())
+    assert seen.ok and f"nonce {n}: taken, the agent's next transaction mined at nonce {n + 1}" in seen.seen
 
 
 def test_every_predicate_says_whether_it_is_evidence_or_a_claim() -> None:

@@ -36,6 +36,10 @@ def test_band_is_twice_the_slowest_steady_proof_with_a_floor() -> None:
     assert band.seconds == pytest.approx(1.8)
     assert latency_band([E(1, 0.0, 0.1)], {AGENT}, t_start=0.0, t0=3.0).seconds == BAND_FLOOR_S
     assert latency_band([], {AGENT}, t_start=0.0, t0=3.0).seconds == BAND_FLOOR_S
+    # a real-time drill (time scale 20) widens the floor, not a band its steady state made wider
+    slow = latency_band([E(1, 0.0, 0.65)], {AGENT}, t_start=0.0, t0=3.0, time_scale=20.0)
+    assert slow.seconds == 20 * BAND_FLOOR_S and slow.to_json()["rule"].startswith("max(20 s,")
+    assert latency_band([E(1, 0.0, 15.0)], {AGENT}, t_start=0.0, t0=30.0, time_scale=20.0).seconds == 30.0
 
 
 def test_recovered_at_the_first_of_two_in_band_proofs_after_the_heal() -> None:

@@ -136,6 +136,8 @@ def test_status_updates_are_written_as_the_incident_unfolds_in_the_layout_of_the
     assert mine[-1]["final"] is True and mine[-1]["file"] == live[0]["file"]
     assert path.read_text() == report
     assert "status update" in run.stdout and incident in run.stdout  # the runner said so as it happened
+    # the item's run knows who owns the game day (the author of its post-mortem drafts)
+    assert json.loads((Path(end["run_dir"]) / "summary.json").read_text())["owner"] == "alice"
 
 
 @pytest.mark.slow
@@ -159,11 +161,12 @@ def test_a_notice_goes_to_the_counterparties_once_the_harness_sees_a_deadline_pa
     assert seen.startswith("### External notice: test_frozen_until_the_counterparties_are_told\n")
     assert "our agent has been handling an incident (no incident reported)." in seen
     assert re.search(r"^- [1-9]\d* escrow deadline\(s\) were missed; \d+ escrow\(s\) expired unproven", seen, re.M)
-    # the run's report, when the drill has ended, writes its notice in the same layout
-    report = next((Path(end["run_dir"]) / "notices").glob("*.md")).read_text()
-    def shape(text: str) -> list[str]:  # the counts may have grown since; the opening says when
-        return [re.sub(r"\d+", "N", line) for line in text.splitlines() if not line.startswith(("since ", "between "))]
-
-    assert shape(seen) == shape(report)
-    assert any(line.startswith("between ") and "our agent handled an incident" in line for line in report.splitlines())
+    # in the notice fields of the report's layout, the funds not yet read
+    fields = _fields(seen)
+    assert list(fields) == ["To", "Subject", "Impact", "Status", "ETA", "Funds at risk", "Next update"]
+    assert fields["Status"] == "no incident reported by the agent yet" and fields["Funds at risk"].startswith("not measured yet")
+    # the run's report writes a notice only for a SEV-1/SEV-2 incident: this drill had none, so the
+    # live notice is the one the partners got, left as it was
+    assert not (Path(end["run_dir"]) / "notices").exists()
+    assert (out / first["file"]).read_text().startswith("### External notice: test_frozen_until_the_counterparties_are_told\n")
     assert "notice to the counterparties (" in run.stdout and first["file"] in run.stdout

@@ -326,24 +326,34 @@ def test_a_silent_fault_is_detected_when_a_person_reports_it(tmp_path: Path) -> 
     assert not (out / "agent.json").exists() and not (out / "agent.token").exists()
 
 
-@pytest.mark.slow
-def test_sigusr1_pauses_between_items_and_resumes(tmp_path: Path) -> None:
+def _two_item_plan(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A plan of two short drills a second apart (for the pause tests) and the game day's --out."""
     plan = tmp_path / "gameday.toml"
-    plan.write_text(textwrap.dedent("""
-        name = "pause"
+    plan.write_text(textwrap.dedent(f"""
+        name = "{name}"
         owner = "alice"
         drills = ["test_primary_rpc_down_fails_over_to_backup", "test_primary_rpc_down_detected_within_budget"]
         history_dir = "history"
         [pacing]
         gap = "1s"
     """) + AGENT)
-    out = tmp_path / "out"
+    return plan, tmp_path / "out"
+
+
+def _journal_events(out: Path) -> list[str]:
+    """The journal so far as "event item" lines ("item.start 1", "pause", ...)."""
+    path = out / "journal.jsonl"
+    return [f"{e['event']} {e.get('item', '')}".strip() for e in read_journal(path)] if path.exists() else []
+
+
+@pytest.mark.slow
+def test_sigusr1_pauses_between_items_and_resumes(tmp_path: Path) -> None:
+    plan, out = _two_item_plan(tmp_path, "pause")
     proc = _gameday(str(plan), "--yes", "--out", str(out), cwd=tmp_path, stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
 
     def events() -> list[str]:
-        path = out / "journal.jsonl"
-        return [f"{e['event']} {e.get('item', '')}".strip() for e in read_journal(path)] if path.exists() else []
+        return _journal_events(out)
 
     def wait_for(name: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -372,16 +382,7 @@ def test_sigusr1_pauses_between_items_and_resumes(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_p_key_pauses_between_items_and_resumes(tmp_path: Path) -> None:
     """On the terminal, as a person would: `p` during item 1 holds item 2 until `p` again."""
-    plan = tmp_path / "gameday.toml"
-    plan.write_text(textwrap.dedent("""
-        name = "pause-key"
-        owner = "alice"
-        drills = ["test_primary_rpc_down_fails_over_to_backup", "test_primary_rpc_down_detected_within_budget"]
-        history_dir = "history"
-        [pacing]
-        gap = "1s"
-    """) + AGENT)
-    out = tmp_path / "out"
+    plan, out = _two_item_plan(tmp_path, "pause-key")
     master, slave = pty.openpty()
     proc = _gameday(str(plan), "--out", str(out), cwd=tmp_path, stdin=slave, stdout=slave, stderr=slave,
                     env={"COLUMNS": "200", "TERM": "xterm"})
@@ -389,8 +390,7 @@ def test_the_p_key_pauses_between_items_and_resumes(tmp_path: Path) -> None:
     seen: list[str] = []
 
     def events() -> list[str]:
-        path = out / "journal.jsonl"
-        return [f"{e['event']} {e.get('item', '')}".strip() for e in read_journal(path)] if path.exists() else []
+        return _journal_events(out)
 
     def wait_for(name: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

@@ -144,8 +144,12 @@ def test_an_outage_shows_only_while_the_agent_is_there_to_meet_it() -> None:
     killed_then_back = drill(("agent.start", 0.0), ("agent.exit", 10.1), ("agent.start", 11.0))
     assert shown(None, killed_then_back, 10.0, 14.0) == 11.0  # gone at once, back with 3 s of the outage left
     assert shown(None, killed_then_back, 10.0, 12.5) is None  # back with 1.5 s left: no fair chance to see it
-    killed_later = drill(("agent.start", 0.0), ("agent.exit", 12.0), ("agent.start", 12.5))
-    assert shown(None, killed_later, 10.0, 14.0) == 10.0  # up for 2 s of it before the kill
+    killed_later = drill(("agent.start", 0.0), ("agent.exit", 13.5), ("agent.start", 14.0))
+    assert shown(None, killed_later, 10.0, 16.0) == 10.0  # up for 3.5 s of it before the kill
+    # killed 1.5 s in, inside its blip grace, and back with 1 s left (found by an explore run): nothing to see
+    in_grace = drill(("agent.start", 0.0), ("agent.exit", 11.5), ("agent.start", 12.0))
+    assert shown(None, in_grace, 10.0, 13.0) is None
+    assert shown(None, in_grace, 10.0, 15.0) == 12.0  # the restarted agent then meets 3 s of it
 
 
 def test_a_deadline_missed_while_faults_overlapped_is_excused_and_no_other() -> None:

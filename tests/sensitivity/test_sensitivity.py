@@ -5,8 +5,9 @@ For each defect, the aimed drills and one unrelated drill run in a pytest subpro
 with a drill failure that names the broken expectation, the unrelated one must pass. The
 defect x drill table is printed in the terminal summary at the end of the session.
 
-Slow: about half a minute per defect. Extra pytest arguments for the inner runs can be given in
-the environment variable SENSITIVITY_PYTEST_ARGS (split like a shell line).
+Slow: about half a minute per defect, three defects at a time (SENSITIVITY_WORKERS, default 3). Extra
+pytest arguments for the inner runs can be given in the environment variable SENSITIVITY_PYTEST_ARGS
+(split like a shell line).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ DEFECTS = list(sensitivity.aims())
 def rows(pytestconfig: pytest.Config, summary_lines: list[str]) -> dict[str, sensitivity.Row]:
     extra = shlex.split(os.environ.get("SENSITIVITY_PYTEST_ARGS", ""))
     chain = pytestconfig.getoption("--chain", None)
-    got = sensitivity.run(sensitivity.aims(DEFECTS), chain=chain, extra=extra, timeout=300.0)
+    workers = int(os.environ.get("SENSITIVITY_WORKERS", "3"))  # three defects' runs at a time, as `-n 3` drills
+    got = sensitivity.run(sensitivity.aims(DEFECTS), chain=chain, extra=extra, timeout=300.0, workers=workers)
     text = sensitivity.table(got) + "\n\n" + sensitivity.details(got)
     summary_lines.extend(text.splitlines())  # conftest.py prints them in the terminal summary
     return {r.defect: r for r in got}

@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import sensitivity
 
@@ -76,3 +78,30 @@ def test_the_unrelated_drill_is_neither_aimed_at_nor_touched_by_the_defect() -> 
     assert sensitivity.control_for("no_sweep", sensitivity.aims()["no_sweep"]) == sensitivity.CONTROLS[0]
     for defect, drills in sensitivity.TOUCHES.items():
         assert defect in sensitivity.aims() and set(drills) <= set(sensitivity.CONTROLS) | set(drills)
+
+
+def test_defects_run_side_by_side_keep_their_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # run(workers=3) overlaps the defects' pytest runs (each its own world) and returns the rows in
+    # the order the defects were given, whichever run ends first
+    import threading
+    import time
+
+    live, most = [0], [0]
+    lock = threading.Lock()
+
+    def fake(defect, aimed, control, **_kw):  # type: ignore[no-untyped-def]
+        with lock:
+            live[0] += 1
+            most[0] = max(most[0], live[0])
+        time.sleep(0.3 if defect == "a" else 0.05)
+        with lock:
+            live[0] -= 1
+        return sensitivity.Row(defect, tuple(aimed), control)
+
+    monkeypatch.setattr(sensitivity, "run_defect", fake)
+    rows = sensitivity.run({"a": ["test_x"], "b": ["test_y"], "c": ["test_z"], "d": ["test_w"]}, chain=None, extra=(),
+                           timeout=10, echo=False, workers=3)
+    assert [r.defect for r in rows] == ["a", "b", "c", "d"]
+    assert most[0] == 3
+    with pytest.raises(ValueError, match="workers must be 1 or more"):
+        sensitivity.run({}, chain=None, extra=(), timeout=10, workers=0)
