@@ -15,12 +15,16 @@ import ast
 import inspect
 import sys
 import textwrap
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "catalogue.md"
+SCENARIOS = ROOT / "scenarios"
+STEPS = SCENARIOS / "playbook_steps.toml"
 
 
 class _Collector:
@@ -88,6 +92,7 @@ def render() -> str:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", f"{len(rows)} drills.", ""]
     lines += _schedule_faults()
+    lines += _playbook_steps(load_steps(), drill_files())
     return "\n".join(lines)
 
 
@@ -119,6 +124,127 @@ def _schedule_faults() -> list[str]:
             hold += f", {spec.rest:g} s apart"
         busy = "any time in its hold" if spec.busy is None else f"{spec.busy[0]:g} to {spec.busy[1]:g} s in"
         lines.append(f"| `{spec.name}` | {spec.doc} | `{spec.incident}`{detect} | {params} | {hold} | {busy} | {holds} |")
+    return lines + [""]
+
+
+class StepsError(ValueError):
+    """scenarios/playbook_steps.toml says something this script cannot render; the message says where and what to do."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """One step of a playbook: the drills and checks that judge it, or why no drill does."""
+
+    step: str
+    drills: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+    out_of_reach: str = ""
+    not_yet: str = ""
+    note: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "checked" if self.drills else "out of reach" if self.out_of_reach else "not yet"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Playbook:
+    name: str
+    steps: tuple[Step, ...]
+
+
+_STEP_KEYS = {"step", "drills", "checks", "out_of_reach", "not_yet", "note"}
+_VERDICTS = ("drills", "out_of_reach", "not_yet")
+
+
+def _step(raw: object, where: str) -> Step:
+    if not isinstance(raw, dict) or not isinstance(raw.get("step"), str) or not raw["step"].strip():
+        raise StepsError(f"{where}: every [[playbooks.steps]] needs step = \"the step, in the guide's words\"")
+    where = f"{where}, step {raw['step']!r}"
+    unknown = sorted(set(raw) - _STEP_KEYS)
+    if unknown:
+        raise StepsError(f"{where}: unknown key(s) {', '.join(unknown)}; a step takes {', '.join(sorted(_STEP_KEYS))}")
+    given = [k for k in _VERDICTS if raw.get(k)]
+    if len(given) != 1:
+        raise StepsError(f"{where}: give exactly one of drills = [...] (with checks), out_of_reach = \"why\" or "
+                         f"not_yet = \"issue N, item M\"; it has {', '.join(given) or 'none'}")
+    for key in ("drills", "checks"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise StepsError(f"{where}: {key} must be a list of strings, got {value!r}")
+    if bool(raw.get("drills")) != bool(raw.get("checks")):
+        raise StepsError(f"{where}: drills and checks go together: name the drills and the checks that judge the "
+                         "step (a predicate or expect_* call as the drill writes it, or \"invariant: <name>\")")
+    for key in ("out_of_reach", "not_yet", "note"):
+        if not isinstance(raw.get(key, ""), str):
+            raise StepsError(f"{where}: {key} must be a string, got {raw[key]!r}")
+    return Step(step=raw["step"].strip(), drills=tuple(raw.get("drills", ())), checks=tuple(raw.get("checks", ())),
+                out_of_reach=raw.get("out_of_reach", ""), not_yet=raw.get("not_yet", ""), note=raw.get("note", ""))
+
+
+def load_steps(path: Path = STEPS) -> list[Playbook]:
+    """The playbooks and their steps, checked: each step has exactly one of drills, out_of_reach, not_yet."""
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise StepsError(f"{shown}: cannot be read: {exc}") from None
+    playbooks = []
+    for i, raw in enumerate(data.get("playbooks", []), 1):
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw.get("steps"):
+            raise StepsError(f"{shown}: playbook {i} needs name = \"...\" and at least one [[playbooks.steps]]")
+        where = f"{shown}: playbook {raw['name']!r}"
+        playbooks.append(Playbook(name=raw["name"], steps=tuple(_step(s, where) for s in raw["steps"])))
+    if not playbooks:
+        raise StepsError(f"{shown}: no [[playbooks]] found")
+    return playbooks
+
+
+def drill_files(root: Path = SCENARIOS) -> dict[str, str]:
+    """Each test function of the catalogue's modules -> its file name, read with ast (nothing is imported)."""
+    out: dict[str, str] = {}
+    for path in sorted(root.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                out[node.name] = path.name
+    return out
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _playbook_steps(playbooks: list[Playbook], files: dict[str, str]) -> list[str]:
+    steps = [s for p in playbooks for s in p.steps]
+    count = {k: sum(s.kind == k for s in steps) for k in ("checked", "out of reach", "not yet")}
+    lines = [
+        "## Playbook steps",
+        "",
+        "Every step of the incident-response guide's playbooks, in the guide's words as far as issue 12 gives",
+        "them, and what checks it: the drills, with the checks that judge the step as the drill calls them (an",
+        "invariant is checked by `verify()`); or *out of reach*, a step no harness can judge (a person's act, a",
+        "change of code); or *not yet*, a step a harness could check and no drill does yet, with the issue item",
+        "that asks for it. Written from `scenarios/playbook_steps.toml`; `tests/test_playbook_steps.py` checks",
+        "that every drill named exists, every check named is one its drills make, and every drill of the",
+        "catalogue but the smoke and schedule drills is under a step.",
+        "",
+        f"{len(steps)} steps: {count['checked']} checked by a drill, {count['out of reach']} out of a harness's reach, "
+        f"{count['not yet']} not yet checked.",
+    ]
+    for playbook in playbooks:
+        lines += ["", f"### {playbook.name}", "", "| Step | Checked by | Checks, or why not |", "|---|---|---|"]
+        for s in playbook.steps:
+            if s.drills:
+                who = ", ".join(f"[`{d}`](../scenarios/{files.get(d.partition('[')[0], '')})" for d in s.drills)
+                why = ", ".join(f"invariant *{c.removeprefix('invariant:').strip()}*" if c.startswith("invariant:")
+                                else f"`{c}`" for c in s.checks)
+            elif s.out_of_reach:
+                who, why = "out of reach", s.out_of_reach
+            else:
+                who, why = f"not yet ({s.not_yet})", ""
+            if s.note:
+                why = f"{why}; {s.note}" if why else s.note
+            lines.append(f"| {_cell(s.step)} | {_cell(who)} | {_cell(why) or '—'} |")
     return lines + [""]
 
 
