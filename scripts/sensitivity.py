@@ -200,8 +200,10 @@ def run_drills(workdir: Path, *, chain: str | None, extra: Sequence[str], timeou
     import time
 
     junit = workdir / "junit.xml"
+    # the run's own report directory: runs of broken agents stay out of the project's history (the
+    # regression gate and --drill-shard read it), and runs side by side never append to one file
     cmd = [sys.executable, "-m", "pytest", str(path or ROOT / "scenarios"), "-m", "drill", "-q", "-p", "no:randomly",
-           f"--junitxml={junit}", "--basetemp", str(workdir / "run")]
+           f"--junitxml={junit}", "--basetemp", str(workdir / "run"), "--drill-report-dir", str(workdir / "reports")]
     if path is not None:
         cmd += ["-p", "harness.drill.pytest_plugin"]  # a file outside scenarios/ is not a catalogue drill
     if select:
@@ -316,9 +318,8 @@ def recovery_timing(defect: str | None, drill: str, *, chain: str | None, extra:
 
     agent_env = ["--agent-env", f"AGENT_DEFECTS={defect}"] if defect else []
     with tempfile.TemporaryDirectory(prefix=f"timing-{defect or 'sound'}-") as tmp:
-        reports = Path(tmp) / "reports"
-        outcomes, _, _ = run_drills(Path(tmp), chain=chain, timeout=timeout, select=[drill],
-                                    extra=[*agent_env, "--drill-report-dir", str(reports), *extra])
+        reports = Path(tmp) / "reports"  # run_drills's report directory
+        outcomes, _, _ = run_drills(Path(tmp), chain=chain, timeout=timeout, select=[drill], extra=[*agent_env, *extra])
         status = outcomes.get(drill, Outcome(drill, "not run")).status
         summaries = sorted(reports.glob("*/summary.json"))
         if not summaries:

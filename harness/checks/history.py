@@ -201,8 +201,9 @@ def _fmt(x: float | None) -> str:
 def _detection(d: Mapping[str, Any], h: _History) -> Judgement | None:
     category = d.get("failure_category")
     live = _live_stage(h, "drill.detected", category, "missed_detection")
-    if live == NOT_ASSERTED and category == "wrong_severity" and h.first("drill.escalated") is None:
-        live = FAILED  # detection at the wrong severity (an escalation that never came is judged live only)
+    if live == NOT_ASSERTED and category == "wrong_severity":
+        live = FAILED  # no detection recorded: the alert came at the wrong severity (a missing escalation
+        # comes after a recorded detection, so it never reaches here)
     if live == NOT_ASSERTED:
         return None
     detected = h.first("drill.detected")

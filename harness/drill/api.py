@@ -365,9 +365,15 @@ class Drill:
         ok, seen = self._wait(check, deadline)
         if not ok:
             resolved = [e for e in self.ctx.timeline.events("alert") if e.data.get("incident_id") == inc and e.data.get("status") == "resolved"]
+            healed = self.last_heal_t is not None and self.last_heal_t < t0 + esc
+            if resolved and healed:
+                raise UsageError(f"incident {inc} was resolved at +{resolved[0].t - t0:.1f} s, after the drill healed its "
+                                 f"fault and before its escalation time of {esc:g} s: hold the fault longer ({seen})")
             if resolved:
-                raise UsageError(f"incident {inc} was resolved at +{resolved[0].t - t0:.1f} s, before its escalation "
-                                 f"time of {esc:g} s: hold the fault longer ({seen})")
+                raise WrongSeverity(
+                    f"incident {inc} was never escalated: the agent called it resolved at +{resolved[0].t - t0:.1f} s "
+                    f"while the fault was still held, then left it at {self.detected_severity} past its escalation time "
+                    f"of {esc:.1f} s ({seen})")
             raise WrongSeverity(
                 f"incident {inc} was never escalated: still {self.detected_severity} and unresolved past its escalation "
                 f"time of {esc:.1f} s, the drill expects it raised to {severity} by "
@@ -401,7 +407,9 @@ class Drill:
         """
         _check_severity(max_severity)
         t0 = self._need_t0("expect_no_overreaction")
-        end = t0 + hold * self.budget.scale
+        # the window is world time (proofs come time_scale times slower) and the agent's reaction time
+        # (a budget): the wider of the two scales stretches it
+        end = t0 + hold * max(self.budget.scale, self.time_scale)
         before = self._proxy_at_t0
         if before is None:
             raise HarnessError("the proxy's counters could not be read at the injection, so traffic per endpoint "

@@ -130,11 +130,13 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         run_id = item.config.getoption("drill_run_id", None) or "run"
         # the drill of the item (the drill fixture's; each world of a drill_factory in turn)
         feed = LiveFeed(out, run_id, lambda: item.stash.get(DRILL, None)).start()
+    interrupted = True  # until the call comes back: a KeyboardInterrupt (the lever) skips the hook's rest
     try:
-        yield
+        outcome = yield
+        interrupted = outcome.excinfo is not None and issubclass(outcome.excinfo[0], KeyboardInterrupt)
     finally:
         if feed is not None:
-            feed.stop()
+            feed.stop(last_look=not interrupted)
             item.stash[_FEED] = feed
         for path in written:
             with contextlib.suppress(FileNotFoundError):

@@ -43,7 +43,15 @@ from harness.errors import UsageError
 from harness.gameday.journal import append_event, read_journal
 from harness.record.build import incidents_so_far
 from harness.record.model import Escrows, Incident, severity_rank
-from harness.report.markdown import agent_words, fmt_seconds, fmt_wall, impact_text, notice_text, status_update_text
+from harness.report.markdown import (
+    agent_words,
+    fmt_seconds,
+    fmt_wall,
+    impact_text,
+    notice_text,
+    reassigned_to,
+    status_update_text,
+)
 from harness.report.secrets import SecretLeak, SecretRegistry, write_text
 
 __all__ = ["LiveFeed", "POLL_S", "PROBE_GRACE_S"]
@@ -81,15 +89,27 @@ class LiveFeed:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop and join the thread, then take a last look (the world is still up)."""
+    def stop(self, *, last_look: bool = True) -> None:
+        """Stop and join the thread, then take a last look (the world is still up).
+
+        No last look when the thread is still in a look of its own (a chain read that hangs) or when
+        the drill was interrupted (the lever): the world must be torn down and the faults healed
+        within the runner's grace, and the record, written next, says what happened."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=5)
-        self.update(final=True)
+        self._thread.join(timeout=2)
+        if last_look and not self._thread.is_alive():
+            self.update(final=True)
 
     def publish_record(self, record: Any) -> None:
-        """The drill has ended: its status updates and notice as the run's report renders ``record`` (a ``DrillRecord``)."""
+        """The drill has ended: its status updates and notice as the run's report renders ``record``
+        (a ``DrillRecord``). A problem is journaled, never raised into the item's teardown."""
+        try:
+            self._publish(record)
+        except Exception as exc:  # noqa: BLE001 - the feed is a by-product; the record stands
+            append_event(self.journal, "status.problem", run_id=self.run_id, error=f"{type(exc).__name__}: {exc}")
+
+    def _publish(self, record: Any) -> None:
         from harness.report.markdown import render_notice, render_status_updates
 
         with self._lock:
@@ -189,7 +209,7 @@ class LiveFeed:
         """The counterparty's escrows as the chain shows them now; a deadline counts once it passed unproven."""
         w = ctx.watcher
         reassigned = [e for e in events if e.kind == "escrow.reassigned"]
-        addresses = sorted({str(e.data["new"]) for e in reassigned if e.data.get("new")})
+        addresses = reassigned_to((e.kind, e.data) for e in reassigned)
         if w is None:
             return Escrows(reassigned=len(reassigned)), addresses
         from harness.checks.invariants import deadline_misses

@@ -368,6 +368,13 @@ def _action_items(d: DrillRecord) -> list[str]:
     if d.failure_category == "late_containment" or (d.contain_s and d.budgets.contain_s and d.contain_s > d.budgets.contain_s):
         items.append(f"Contain sooner: {_cell(d.failure_message, 300) if d.failure_category == 'late_containment' else fmt_seconds(d.contain_s)}"
                      f" (budget {fmt_seconds(d.budgets.contain_s)})")
+    if d.failure_category == "wrong_severity":
+        items.append(f"Classify `{kind}` at the severity the guide gives it (and raise it when it outlasts its "
+                     f"escalation time): {_cell(d.failure_message, 300)}")
+    if d.failure_category == "over_reaction":
+        items.append(f"Ride out a minor fault (SEV-4 at most, no failover, pause or halt): {_cell(d.failure_message, 300)}")
+    if d.failure_category == "failed":
+        items.append(f"Fix the failed check: {_cell(d.failure_message, 300)}")
     if d.failure_category == "no_recovery" or (d.mttr_s and d.budgets.recover_s and d.mttr_s > d.budgets.recover_s):
         items.append(f"Recover within {fmt_seconds(d.budgets.recover_s)}: "
                      f"{_cell(d.failure_message, 300) if d.failure_category == 'no_recovery' else 'took ' + fmt_seconds(d.mttr_s)}")
@@ -627,13 +634,18 @@ def _next_update(severity: str | None, response_s: Mapping[str, float], resolved
             + ", sooner if the status changes; the post-mortem once it is reviewed.")
 
 
+def reassigned_to(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """The addresses the chain shows escrows reassigned to (``escrow.reassigned`` events, ``(kind, data)``
+    pairs): what a notice tells the counterparties, from the chain, never from the agent's word."""
+    return sorted({str(data["new"]) for kind, data in events if kind == "escrow.reassigned" and data.get("new")})
+
+
 def render_notice(d: DrillRecord) -> str | None:
     """A notice to the escrow partners for a drill with a SEV-1/SEV-2 incident that affected them (``notice_due``)."""
     if not notice_due(d):
         return None
     e = d.escrows
-    new_addresses = sorted({str(ev.details["new_address"]) for i in d.incidents for ev in i.events
-                            if isinstance(ev.details.get("new_address"), str)})
+    new_addresses = reassigned_to((t.kind, t.data) for t in d.timeline)
     end = d.started_at + d.duration_s
     severity = _notice_severity(d)
     grave = [i for i in d.incidents if severity_rank(i.severity) <= 2]

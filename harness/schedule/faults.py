@@ -61,6 +61,7 @@ def _agent_there(fault: Any, drill: Any, t_inject: float, t_heal: float) -> floa
     outage left: nothing it could fairly have seen).
     """
     tl = drill.timeline
+    need = _TOO_LATE * getattr(drill, "time_scale", 1.0)  # a real-time drill's agent waits out a longer blip
     marks = sorted([(e.t, True) for e in tl.events("agent.start")] +
                    [(e.t, False) for e in tl.events("agent.exit") + tl.events("agent.stop")])
     up_since = None
@@ -70,10 +71,10 @@ def _agent_there(fault: Any, drill: Any, t_inject: float, t_heal: float) -> floa
         if starts:
             up_since = t if up_since is None else up_since
         else:
-            if up_since is not None and t - max(up_since, t_inject) >= _TOO_LATE:
+            if up_since is not None and t - max(up_since, t_inject) >= need:
                 return max(up_since, t_inject)
             up_since = None
-    if up_since is not None and t_heal - max(up_since, t_inject) >= _TOO_LATE:
+    if up_since is not None and t_heal - max(up_since, t_inject) >= need:
         return max(up_since, t_inject)
     return None
 

@@ -101,6 +101,18 @@ def test_an_escalation_on_time_passes_and_one_that_never_comes_fails(ctx: DrillC
     assert d.expect_escalation("SEV-2", after=0.4, within=0.3) > 0.2
 
 
+def test_resolved_while_the_fault_is_held_is_the_agents_failure_and_after_a_heal_the_drills(ctx: DrillContext) -> None:
+    d = drill_for(ctx)
+    post(ctx, "SEV-3")
+    d.expect_detection("rpc_failure", "SEV-3", within=2)
+    post(ctx, "SEV-3", status="resolved")  # the fault (the Marker) is still injected: a false all-clear
+    with pytest.raises(WrongSeverity, match=r"the agent called it resolved at \+[0-9.]+ s while the fault was still held"):
+        d.expect_escalation("SEV-2", after=0.3, within=0.2)
+    d.heal()  # now the drill let go of the fault before the escalation time: the drill's mistake
+    with pytest.raises(UsageError, match="after the drill healed its fault and before its escalation time"):
+        d.expect_escalation("SEV-2", after=5.0, within=0.2)
+
+
 def test_a_raise_at_once_is_a_classification_not_an_escalation(ctx: DrillContext) -> None:
     d = drill_for(ctx)
     post(ctx, "SEV-3")

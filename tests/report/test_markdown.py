@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from drilldata import NEW, rpc_down, wallet_compromise
 
 from harness.observe.timeline import Event
@@ -78,6 +79,19 @@ def test_the_postmortem_follows_the_template_and_turns_failed_checks_into_action
     # the drill stopped at containment: it never waited for the incident to be resolved
     assert "draft completion not observed: the drill did not wait for recovery" in text
     assert "draft incomplete" not in text
+
+
+@pytest.mark.parametrize(("category", "message", "item"), [
+    ("wrong_severity", "rpc_failure over-classified: the agent reported it at SEV-1, the drill expects exactly SEV-3",
+     "Classify `rpc_failure` at the severity the guide gives it"),
+    ("over_reaction", "over-reaction to rpc_outage: traffic moved to backup-1",
+     "Ride out a minor fault (SEV-4 at most, no failover, pause or halt): over-reaction to rpc_outage"),
+])
+def test_a_severity_or_over_reaction_failure_is_an_action_item_not_a_clean_bill(category: str, message: str, item: str) -> None:
+    d = record_from_result(rpc_down()).with_(status="failed", failure_category=category, failure_message=message)
+    items = re.findall(r"^- \[ \] (.+)$", render_postmortem(d), re.M)
+    assert any(i.startswith(item) for i in items), items
+    assert not any(i.startswith("Review this draft; the drill met every check") for i in items), items
 
 
 def test_the_readme_shows_metrics_drills_and_by_how_much_a_budget_was_missed() -> None:
